@@ -1,0 +1,3 @@
+#ifndef QS_CLI_H
+#define QS_CLI_H
+#endif

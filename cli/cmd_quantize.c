@@ -1,0 +1,1 @@
+/* cli/cmd_quantize.c — to be written. */

@@ -1,0 +1,1 @@
+/* cli/json.c — to be written. */

@@ -1,0 +1,2 @@
+/* cli/main.c — to be written. */
+int main(void){return 0;}

@@ -1,0 +1,1 @@
+/* core/h5.c — to be written. */

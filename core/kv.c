@@ -1,0 +1,1 @@
+/* core/kv.c — to be written. */

@@ -1,0 +1,1 @@
+/* core/pool.c — to be written. */

@@ -1,0 +1,1 @@
+/* core/rng.c — to be written. */

@@ -1,0 +1,1 @@
+/* core/yaml.c — to be written. */

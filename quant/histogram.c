@@ -1,0 +1,1 @@
+/* quant/histogram.c — to be written. */

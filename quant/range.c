@@ -1,0 +1,1 @@
+/* quant/range.c — to be written. */

@@ -1,0 +1,1 @@
+/* quant/round.c — to be written. */

@@ -1,0 +1,1 @@
+/* quant/spec.c — to be written. */

@@ -1,0 +1,1 @@
+/* quant/uniform.c — to be written. */

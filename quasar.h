@@ -1,0 +1,6 @@
+/* quasar.h — the whole public interface of libquasar. */
+#ifndef QUASAR_H
+#define QUASAR_H
+#include "core/core.h"
+#include "quant/quant.h"
+#endif

@@ -1,0 +1,3 @@
+#include "tests/testutil.h"
+static Suite *mk(void){Suite *s=suite_create("core");return s;}
+QS_TEST_MAIN(mk)
