@@ -1,1 +1,45 @@
-/* core/metrics.c — to be written. */
+/* core/metrics.c — the metric registry: one table of every metric quasar
+ * reports. The names are the keys of --json, the columns of results.h5 and
+ * CSV, and the axes of `quasar plot`, so a metric is added here (one line)
+ * before any module reports it. Units: "fraction" for ratios in [0, 1], SI
+ * base units otherwise (J, s), "bytes", "count", "dB", or "" when the
+ * metric has the unit of the data. */
+#include "core/core.h"
+
+#include <string.h>
+
+static const qs_metric_t metrics[] = {
+    /* tensor quantization error */
+    {"mse", "", QS_BETTER_LOWER, "mean squared error of x - x_hat"},
+    {"sqnr_db", "dB", QS_BETTER_HIGHER, "signal-to-quantization-noise ratio, 10 log10(sum x^2 / sum (x - x_hat)^2)"},
+    {"max_abs_error", "", QS_BETTER_LOWER, "largest |x - x_hat|"},
+    {"clipped_fraction", "fraction", QS_BETTER_LOWER, "fraction of elements outside the representable range"},
+    {"nonfinite", "count", QS_BETTER_NONE, "number of NaN or infinite inputs"},
+    {"elements", "count", QS_BETTER_NONE, "number of elements"},
+    {"scale_min", "", QS_BETTER_NONE, "smallest quantization scale"},
+    {"scale_max", "", QS_BETTER_NONE, "largest quantization scale"},
+    /* network accuracy */
+    {"top1", "fraction", QS_BETTER_HIGHER, "top-1 accuracy on the test split"},
+    {"top5", "fraction", QS_BETTER_HIGHER, "top-5 accuracy on the test split"},
+    {"agreement", "fraction", QS_BETTER_HIGHER, "fraction of inputs whose top-1 class matches the float reference"},
+    /* hardware cost */
+    {"energy_j", "J", QS_BETTER_LOWER, "energy of one inference on the target"},
+    {"latency_s", "s", QS_BETTER_LOWER, "latency of one inference on the target"},
+    {"model_bytes", "bytes", QS_BETTER_LOWER, "size of the quantized weights, scales and zero points"},
+    /* the run itself */
+    {"seconds", "s", QS_BETTER_LOWER, "wall time of the run"},
+};
+
+size_t qs_metric_count(void) { return sizeof metrics / sizeof metrics[0]; }
+
+const qs_metric_t *qs_metric_at(size_t i) { return i < qs_metric_count() ? &metrics[i] : NULL; }
+
+const qs_metric_t *qs_metric_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < qs_metric_count(); i++)
+        if (strcmp(metrics[i].name, name) == 0)
+            return &metrics[i];
+    return NULL;
+}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* A fresh path under $QS_TEST_TMP (default /tmp) for a test file. */
 static inline const char *qs_test_path(char *buf, size_t n, const char *name)
