@@ -1,3 +1,57 @@
+/* cli/cli.h — what the files of the quasar command share: the subcommand
+ * table entry, exit codes, error printing, option helpers and the JSON writer.
+ * The command only parses arguments, calls libquasar and prints. */
 #ifndef QS_CLI_H
 #define QS_CLI_H
+
+#include "quasar.h"
+
+#include <stdio.h>
+
+/* Exit codes of every subcommand. */
+enum { QS_EXIT_OK = 0, QS_EXIT_RUNTIME = 1, QS_EXIT_USAGE = 2 };
+
+/* A subcommand: run() gets argv[0] = the subcommand name and returns an exit code. */
+typedef struct {
+    const char *name;
+    const char *summary;         /* one line for `quasar --help` */
+    int (*run)(int argc, char **argv);
+    void (*help)(FILE *out);     /* `quasar help NAME`, `quasar NAME --help` */
+} qs_cli_command_t;
+
+int qs_cmd_quantize(int argc, char **argv);
+void qs_help_quantize(FILE *out);
+
+/* "quasar: <message>" on stderr; returns code so that `return qs_cli_error(2, ...)` works. */
+int qs_cli_error(int code, const char *fmt, ...) QS_PRINTF(2, 3);
+/* The library's last error as "quasar: <message>"; returns code. */
+int qs_cli_fail(int code);
+
+/* Option scanning: matches argv[*i] against "--name" or "--name=VALUE" and
+ * yields the value (the next argument in the first form). Returns 1 on a
+ * match, 0 if argv[*i] is another option, -1 (message printed) if the value is
+ * missing. */
+int qs_cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
+
+/* ---- JSON (cli/json.c) ------------------------------------------------------- */
+
+/* A tiny writer for one flat object: {"key": value, ...}. Numbers are
+ * written so that they read back exactly; NaN and infinities become null. */
+typedef struct {
+    FILE *out;
+    int count;
+} qs_json_t;
+void qs_json_begin(qs_json_t *j, FILE *out);
+void qs_json_str(qs_json_t *j, const char *key, const char *value); /* NULL value: null */
+void qs_json_num(qs_json_t *j, const char *key, double value);
+void qs_json_int(qs_json_t *j, const char *key, int64_t value);
+void qs_json_bool(qs_json_t *j, const char *key, bool value);
+void qs_json_end(qs_json_t *j); /* closes the object and ends the line */
+/* A metric by its registry name (core's qs_metric_find): refuses, with an
+ * internal error, a name the registry does not know, so --json keys cannot
+ * drift from results.h5 columns. */
+int qs_json_metric(qs_json_t *j, const char *name, double value);
+/* A JSON string literal (quotes and escapes) onto out. */
+void qs_json_write_string(FILE *out, const char *s);
+
 #endif

@@ -1,2 +1,142 @@
-/* cli/main.c — to be written. */
-int main(void){return 0;}
+/* cli/main.c — the `quasar` command: global options, the subcommand table and
+ * the helpers every subcommand shares (error printing, option scanning).
+ * Adding a subcommand is one line in `commands` (plus its cmd_*.c file). */
+#include "config.h"
+
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+static const qs_cli_command_t commands[] = {
+    {"quantize", "quantize one tensor of an HDF5 file and report the error", qs_cmd_quantize, qs_help_quantize},
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+int qs_cli_error(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("quasar: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+int qs_cli_fail(int code)
+{
+    const char *msg = qs_last_error();
+    return qs_cli_error(code, "%s", *msg ? msg : qs_status_name(qs_last_status()));
+}
+
+int qs_cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *value = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        qs_cli_error(QS_EXIT_USAGE, "%s needs a value", name);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
+static const qs_cli_command_t *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void command_list(char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "", commands[i].name);
+        if (w < 0 || (size_t)w >= n - used)
+            return;
+        used += (size_t)w;
+    }
+}
+
+static int unknown_command(const char *name)
+{
+    char list[512];
+    command_list(list, sizeof list);
+    return qs_cli_error(QS_EXIT_USAGE, "unknown command '%s' (commands: %s, help)", name, list);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "quasar %s — hardware-aware quantization simulator\n"
+            "\n"
+            "Usage: quasar COMMAND [ARGUMENTS]\n"
+            "       quasar help COMMAND\n"
+            "       quasar --help | --version\n"
+            "\n"
+            "Commands:\n",
+            PACKAGE_VERSION);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-12s %s\n", "help", "show the help of a command");
+    fprintf(out, "\n"
+                 "Exit status: 0 success, 1 runtime error, 2 usage error.\n"
+                 "The quantizer spec grammar and every command are described in docs/spec.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        char list[512];
+        command_list(list, sizeof list);
+        return qs_cli_error(QS_EXIT_USAGE, "no command given (commands: %s, help; see 'quasar --help')", list);
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return QS_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("quasar %s\n", PACKAGE_VERSION);
+        return QS_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        if (argc == 2) {
+            usage(stdout);
+            return QS_EXIT_OK;
+        }
+        if (argc > 3)
+            return qs_cli_error(QS_EXIT_USAGE, "help takes one command name");
+        const qs_cli_command_t *c = find_command(argv[2]);
+        if (!c)
+            return unknown_command(argv[2]);
+        c->help(stdout);
+        return QS_EXIT_OK;
+    }
+    if (cmd[0] == '-')
+        return qs_cli_error(QS_EXIT_USAGE, "unknown option '%s' (try 'quasar --help')", cmd);
+    const qs_cli_command_t *c = find_command(cmd);
+    if (!c)
+        return unknown_command(cmd);
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            c->help(stdout);
+            return QS_EXIT_OK;
+        }
+    }
+    return c->run(argc - 1, argv + 1);
+}
