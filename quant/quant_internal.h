@@ -38,4 +38,70 @@ void qs_quant_run(const qs_quantizer_t *q, float scale, int32_t zp, const float 
  * included (what the mse range setter minimises). */
 double qs_quant_sse(const qs_quantizer_t *q, float scale, int32_t zp, const float *x, int64_t n);
 
+
+/* ==== range setting internals (quant/range.c, quant/histogram.c) ==========
+ * Appended by the range-setting part; the definitions are in
+ * docs/arithmetic.md, "Range setting". Each per-slice setter returns the real
+ * range it chose, as handed to qs_qparams_from_range: [-T, T] for the
+ * symmetric schemes, [0, T] for unsigned, a pair (lo, hi) for asymmetric. */
+
+#define QS_HIST_BINS 2048
+
+typedef enum {
+    QS_HIST_ABS = 0, /* |x| over [0, 2048 w): symmetric schemes, and kl */
+    QS_HIST_POS,     /* max(x, 0) over [0, 2048 w): the unsigned scheme */
+    QS_HIST_SIGNED   /* x over [lo, lo + 2048 w): asymmetric percentile and sqnr */
+} qs_hist_kind_t;
+
+/* One slice's histogram. The range is set by the first values added and
+ * doubles (merging pairs of bins, exact for counts) when later values fall
+ * beyond it. */
+typedef struct {
+    qs_hist_kind_t kind;
+    double lo;     /* lower edge of bin 0 (0 unless signed) */
+    double width;  /* bin width; 0 while every value seen equals lo */
+    int64_t total; /* values counted */
+    uint64_t count[QS_HIST_BINS];
+} qs_hist_t;
+
+/* The histogram kind q's range method keeps. */
+qs_hist_kind_t qs_hist_kind_for(const qs_quantizer_t *q);
+void qs_hist_init(qs_hist_t *h, qs_hist_kind_t kind);
+/* Adds n finite values (folded as the kind says). */
+void qs_hist_add(qs_hist_t *h, const float *x, int64_t n);
+double qs_hist_mid(const qs_hist_t *h, int k); /* midpoint of bin k */
+
+/* Per-slice range setters; mn and mx are the slice's exact extremes. */
+int qs_range_minmax(const qs_quantizer_t *q, double mn, double mx, double *lo, double *hi);
+/* x[0..n) are the slice's values (or its documented subsample); the pool may be NULL. */
+int qs_range_mse(const qs_quantizer_t *q, const float *x, int64_t n, double mn, double mx, qs_pool_t *pool,
+                 double *lo, double *hi);
+int qs_range_percentile(const qs_quantizer_t *q, const qs_hist_t *h, double mn, double mx, double *lo, double *hi);
+int qs_range_sqnr(const qs_quantizer_t *q, const qs_hist_t *h, double mn, double mx, double *lo, double *hi);
+int qs_range_kl(const qs_quantizer_t *q, const qs_hist_t *h, double mn, double mx, double *lo, double *hi);
+/* spread: mean |x - mean| (Laplace) or the standard deviation (Gauss). */
+int qs_range_aciq(const qs_quantizer_t *q, double mean, double spread, double mn, double mx, double *lo, double *hi);
+/* The alpha/spread ratio minimising Banner et al.'s expected MSE for M bits
+ * (solved numerically), and the ratio quasar uses (the published constants for
+ * 2, 3 and 4 bits, the solved ones otherwise). */
+double qs_aciq_solve(qs_aciq_dist_t d, int bits);
+double qs_aciq_ratio(qs_aciq_dist_t d, int bits);
+/* The number of quantization levels kl merges the histogram into. */
+int64_t qs_kl_levels(const qs_quantizer_t *q, double mn, double mx);
+
+/* Values an mse or aciq:laplace observer keeps per slice at most: the larger of
+ * QS_STORE_CAP / slices and QS_STORE_MIN; beyond it a stride subsample. */
+#define QS_STORE_CAP ((int64_t)1 << 24)
+#define QS_STORE_MIN ((int64_t)4096)
+/* From this many values on, mse evaluates its candidates on the sorted values
+ * (runs of equal codes) unless the rounding is stochastic, overflow wraps or
+ * qmax - qmin >= n / 8. */
+#define QS_MSE_SORTED_MIN ((int64_t)4096)
+/* That path's squared error of sorted x[0..n) (deterministic rounding, saturation). */
+double qs_mse_sse_sorted(const qs_quantizer_t *q, float s, int32_t z, const float *xs, int64_t n);
+
+/* For tests: a smaller per-slice store cap, and the values a slice keeps. */
+void qs_observer_set_store_cap(qs_observer_t *o, int64_t cap);
+int64_t qs_observer_values(const qs_observer_t *o, int64_t slice, const float **values);
+
 #endif
