@@ -26,6 +26,17 @@ extern "C" {
 #define QS_PRINTF(a, b)
 #endif
 
+/* For library internals: a hot function also built for AVX2 and AVX-512,
+ * the CPU choosing at load time (GCC, x86-64, glibc ifunc). Only for exact
+ * integer and IEEE code without contraction, so every version gives the same
+ * bits; off under ASan and when the build already targets AVX-512. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__AVX512F__) && !defined(__SANITIZE_ADDRESS__)
+#define QS_TARGET_CLONES __attribute__((target_clones("default", "avx2", "arch=x86-64-v4")))
+#else
+#define QS_TARGET_CLONES
+#endif
+
 /* ---- status and errors ----------------------------------------------------- */
 
 typedef enum {

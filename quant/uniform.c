@@ -32,18 +32,9 @@
 #define QS_AI static inline
 #endif
 
-/* The stochastic kernels (Philox, variable shifts) are several times faster
- * with 256- and 512-bit vectors; where the compiler and
- * the C library support it (GCC, x86-64, glibc ifunc), they are also built
- * for AVX2 and AVX-512 and the CPU picks at load time. The arithmetic is
- * exact integer and IEEE operations without contraction, so every version
- * gives the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(__AVX512F__) && !defined(__SANITIZE_ADDRESS__)
-#define QS_CLONES __attribute__((target_clones("default", "avx2", "arch=x86-64-v4")))
-#else
-#define QS_CLONES
-#endif
+/* The stochastic rounding step is also built for AVX2 and AVX-512 (see
+ * QS_TARGET_CLONES in core/core.h); every version gives the same bits. */
+#define QS_CLONES QS_TARGET_CLONES
 
 #define QS_BLK 512                          /* elements per block (2 KiB of floats) */
 #define QS_FAST_LIMIT 1048576.0f            /* 2^20: clamp bounds of the fast path */
@@ -495,71 +486,6 @@ float qs_dequantize_one(float scale, int32_t zero_point, int32_t code)
     return deq_exact(scale, (int64_t)code - zero_point);
 }
 
-/* ---- random words ------------------------------------------------------------------------------- */
-
-/* Philox4x32-10 as core/rng.c defines the stream (word i = lane i%4 of the
- * block with counter {i/4 lo, i/4 hi, stream lo, stream hi}, key = seed),
- * written over arrays of blocks so that the compiler vectorises the rounds.
- * Fills out[0..n) with words first .. first+n-1, n <= QS_BLK. */
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-#define PHILOX_NB (QS_BLK / 4 + 2)
-
-QS_CLONES static void philox_fill(uint64_t seed, uint64_t stream, uint64_t first, int n, uint32_t *out)
-{
-    /* The four words of each block live in the low halves of 64-bit lanes:
-     * (a & 0xffffffff) * M is then the "multiply the even 32-bit halves"
-     * instruction (pmuludq), without the unpacking that a widening multiply
-     * of 32-bit lanes costs. */
-    uint64_t c0[PHILOX_NB], c1[PHILOX_NB], c2[PHILOX_NB], c3[PHILOX_NB];
-    uint32_t k0[10], k1[10];
-    k0[0] = (uint32_t)seed;
-    k1[0] = (uint32_t)(seed >> 32);
-    for (int r = 1; r < 10; r++) {
-        k0[r] = k0[r - 1] + PHILOX_W0;
-        k1[r] = k1[r - 1] + PHILOX_W1;
-    }
-    const uint64_t b0 = first / 4;
-    const int off = (int)(first % 4);
-    const int nb = (off + n + 3) / 4;
-    const uint64_t m32 = 0xffffffffu;
-    for (int i = 0; i < nb; i++) {
-        uint64_t b = b0 + (uint64_t)i;
-        c0[i] = b & m32;
-        c1[i] = b >> 32;
-        c2[i] = stream & m32;
-        c3[i] = stream >> 32;
-    }
-    /* blocks across the vector lanes, the ten rounds in registers */
-    for (int i = 0; i < nb; i++) {
-        uint64_t a0 = c0[i], a1 = c1[i], a2 = c2[i], a3 = c3[i];
-        for (int r = 0; r < 10; r++) {
-            uint64_t p0 = (a0 & m32) * PHILOX_M0;
-            uint64_t p1 = (a2 & m32) * PHILOX_M1;
-            uint64_t n0 = (p1 >> 32) ^ a1 ^ k0[r];
-            uint64_t n2 = (p0 >> 32) ^ a3 ^ k1[r];
-            a1 = p1 & m32;
-            a3 = p0 & m32;
-            a0 = n0 & m32;
-            a2 = n2 & m32;
-        }
-        c0[i] = a0;
-        c1[i] = a1;
-        c2[i] = a2;
-        c3[i] = a3;
-    }
-    uint32_t words[4 * PHILOX_NB];
-    for (int i = 0; i < nb; i++) {
-        words[4 * i] = (uint32_t)c0[i];
-        words[4 * i + 1] = (uint32_t)c1[i];
-        words[4 * i + 2] = (uint32_t)c2[i];
-        words[4 * i + 3] = (uint32_t)c3[i];
-    }
-    memcpy(out, words + off, (size_t)n * sizeof *out);
-}
-
 /* ---- the fast path --------------------------------------------------------------------------------- */
 
 /* Round to nearest even for |w| <= 2^22: adding 1.5·2^23 leaves an ulp of 1. */
@@ -890,7 +816,7 @@ static void fast_run_scalar(const kcfg_t *c, float s, int32_t z, const float *x,
     for (int64_t off = 0; off < n; off += QS_BLK) {
         int m = n - off < QS_BLK ? (int)(n - off) : QS_BLK;
         if (c->mode == QS_ROUND_STOCHASTIC)
-            philox_fill(c->seed, c->stream, index0 + (uint64_t)off, m, rw);
+            qs_rng_fill_u32(c->seed, c->stream, index0 + (uint64_t)off, (size_t)m, rw);
         fa(&a, x + off, rbuf, m);
         if (st)
             stage_s_scalar(&a, x + off, rbuf, m, st);
@@ -913,7 +839,7 @@ static void fast_run_vec(const kcfg_t *c, const float *S, const float *INV, cons
     for (int64_t off = 0; off < n; off += QS_BLK) {
         int m = n - off < QS_BLK ? (int)(n - off) : QS_BLK;
         if (c->mode == QS_ROUND_STOCHASTIC)
-            philox_fill(c->seed, c->stream, index0 + (uint64_t)off, m, rw);
+            qs_rng_fill_u32(c->seed, c->stream, index0 + (uint64_t)off, (size_t)m, rw);
         a.S = S + off;
         a.INV = INV + off;
         a.LO = LO + off;
@@ -937,7 +863,7 @@ static void generic_run(const kcfg_t *c, const float *S, const int32_t *Z, int64
     for (int64_t off = 0; off < n; off += QS_BLK) {
         int m = n - off < QS_BLK ? (int)(n - off) : QS_BLK;
         if (c->mode == QS_ROUND_STOCHASTIC)
-            philox_fill(c->seed, c->stream, index0 + (uint64_t)off, m, rw);
+            qs_rng_fill_u32(c->seed, c->stream, index0 + (uint64_t)off, (size_t)m, rw);
         for (int j = 0; j < m; j++) {
             int64_t k = (off + j) * ps;
             float s = S[k];
