@@ -2,28 +2,12 @@
  * ties and non-ties, the tie table of the reference notes, signed zeros,
  * large values, NaN, round-to-odd, and stochastic rounding (exact
  * thresholds, bias with few random bits, unbiasedness, determinism). */
-#include <unistd.h> /* getpid, used by testutil.h */
-
 #include "tests/testutil.h"
 
 #include "quant/quant.h"
 
 #include <math.h>
 #include <string.h>
-
-/* check's ck_assert records every passing assertion (through a file, in fork
- * mode), which costs seconds over the millions of comparisons in loops; these
- * call check only when the condition fails. */
-#define REQUIRE(c)                                                                                         \
-    do {                                                                                                   \
-        if (!(c))                                                                                          \
-            ck_abort_msg("assertion '%s' failed", #c);                                                     \
-    } while (0)
-#define REQUIRE_MSG(c, ...)                                                                                \
-    do {                                                                                                   \
-        if (!(c))                                                                                          \
-            ck_abort_msg(__VA_ARGS__);                                                                     \
-    } while (0)
 
 #define NV 12
 static const double vals[NV] = {-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, -1.75, -1.25, 1.25, 1.75, -2.0, 3.0};

@@ -4,8 +4,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <unistd.h> /* getpid, used by testutil.h */
-
 #include "tests/testutil.h"
 
 static const char *const DEFAULT_STR = "grid=uniform,bits=8,scheme=symmetric,gran=tensor,range=minmax,"

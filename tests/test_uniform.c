@@ -3,8 +3,6 @@
  * overflow, NaN/Inf, the fast kernels against the element-wise reference,
  * granularity indexing against an independent naive loop, properties,
  * statistics, thread-count independence, dequantization and errors. */
-#include <unistd.h> /* getpid, used by testutil.h */
-
 #include "tests/testutil.h"
 
 #include "quant/quant_internal.h"
@@ -13,19 +11,6 @@
 #include <math.h>
 #include <string.h>
 
-/* check's ck_assert records every passing assertion (through a file, in fork
- * mode), which costs seconds over the millions of comparisons in loops; these
- * call check only when the condition fails. */
-#define REQUIRE(c)                                                                                         \
-    do {                                                                                                   \
-        if (!(c))                                                                                          \
-            ck_abort_msg("assertion '%s' failed", #c);                                                     \
-    } while (0)
-#define REQUIRE_MSG(c, ...)                                                                                \
-    do {                                                                                                   \
-        if (!(c))                                                                                          \
-            ck_abort_msg(__VA_ARGS__);                                                                     \
-    } while (0)
 
 static qs_quantizer_t qz(int bits, qs_scheme_t scheme)
 {
