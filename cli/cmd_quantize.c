@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -75,12 +76,19 @@ typedef struct {
     } *sets;
 } opts_t;
 
-/* One number given for --scale (positive, finite as a float32) or --zero-point (an integer). */
+/* One number given for --scale (positive, finite as a float32) or --zero-point
+ * (an integer), written as the spec grammar writes numbers: decimal, no
+ * spaces, no hex, and integers without an exponent or a fraction. */
 static int number_arg(const char *flag, const char *arg, bool integer, double *out)
 {
     char *end;
     double d = strtod(arg, &end);
-    if (*arg == '\0' || *end != '\0' || isnan(d) || (integer && d != floor(d)))
+    bool bad_form = *arg == '\0' || *end != '\0' || isnan(d) || strpbrk(arg, "xX") || isspace((unsigned char)*arg);
+    if (integer && !bad_form) {
+        const char *p = arg + (*arg == '+' || *arg == '-');
+        bad_form = !*p || strspn(p, "0123456789") != strlen(p);
+    }
+    if (bad_form)
         return qs_error(QS_ERR_INVALID, "%s: expected %s or FILE.h5:/dataset, got '%s'", flag,
                         integer ? "an integer" : "a number", arg);
     if (!integer && !(d > 0.0 && isfinite((float)d) && (float)d > 0.0f))
@@ -106,17 +114,20 @@ static int parse_args(int argc, char **argv, opts_t *o)
         if (strcmp(a, "-o") == 0) {
             if (i + 1 >= argc)
                 return qs_cli_error(QS_EXIT_USAGE, "-o needs a value");
+            if (o->out)
+                return qs_cli_error(QS_EXIT_USAGE, "-o/--output given twice");
             o->out = argv[++i];
             continue;
         }
-#define OPT(name, dst)                                                   \
-    if ((m = qs_cli_opt(argc, argv, &i, name, &v)) != 0) {               \
-        if (m < 0)                                                       \
-            return QS_EXIT_USAGE;                                        \
-        if (dst)                                                         \
-            return qs_cli_error(QS_EXIT_USAGE, "%s given twice", name);  \
-        dst = v;                                                         \
-        continue;                                                        \
+#define OPT(name, dst)                                                                       \
+    if ((m = qs_cli_opt(argc, argv, &i, name, &v)) != 0) {                                   \
+        if (m < 0)                                                                           \
+            return QS_EXIT_USAGE;                                                            \
+        if (dst)                                                                             \
+            return qs_cli_error(QS_EXIT_USAGE, "%s given twice",                             \
+                                strcmp(name, "--output") == 0 ? "-o/--output" : name);       \
+        dst = v;                                                                             \
+        continue;                                                                            \
     }
         OPT("--output", o->out)
         OPT("--quant", o->quant)
@@ -281,6 +292,12 @@ static int fixed_qparams(const qs_quantizer_t *q, const opts_t *o, qs_h5_t *in, 
             goto fail;
         }
         p->scale[i] = qs_scale_constrain(q->scale_type, s[i]);
+        if (!isfinite(p->scale[i])) {
+            rc = qs_error(QS_ERR_INVALID, "--scale: value %" PRId64 " is %g, which the scale constraint of %s turns "
+                          "into %g, beyond the float32 range",
+                          i, s[i], spec, (double)p->scale[i]);
+            goto fail;
+        }
         double zi = z ? z[i] : 0.0;
         if (zero_fixed && zi != 0.0) {
             rc = qs_error(QS_ERR_INVALID, "--zero-point: value %" PRId64 " is %g, but the zero point of %s is 0 "

@@ -9,10 +9,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0. */
+static int utf8_len(const unsigned char *p)
+{
+    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : 0;
+    if (p[0] >= 0xf5)
+        n = 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
+        (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
 void qs_json_write_string(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x80) {
+            /* JSON text is UTF-8: a byte that does not start a well-formed
+             * sequence (a file name in another encoding) becomes U+FFFD */
+            int n = utf8_len(p);
+            if (n == 0) {
+                fputs("\\ufffd", out);
+            } else {
+                fwrite(p, 1, (size_t)n, out);
+                p += n - 1;
+            }
+            continue;
+        }
         switch (*p) {
         case '"': fputs("\\\"", out); break;
         case '\\': fputs("\\\\", out); break;
@@ -22,8 +50,7 @@ void qs_json_write_string(FILE *out, const char *s)
         case '\r': fputs("\\r", out); break;
         case '\t': fputs("\\t", out); break;
         default:
-            /* other control characters must be escaped; bytes >= 0x80 pass
-             * through (file names are taken to be UTF-8) */
+            /* other control characters must be escaped */
             if (*p < 0x20)
                 fprintf(out, "\\u%04x", *p);
             else

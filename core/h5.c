@@ -6,6 +6,10 @@
  * rename() is atomic) and renamed over PATH by qs_h5_commit(); closing
  * without a commit removes the temporary file. A crash or a failed run thus
  * never leaves a partial file at PATH and never harms the file already there.
+ * A write that fails (a full disk) fails the call that made it, even when
+ * HDF5 only notices while closing a dataset, and such a file can no longer
+ * be committed. PATH must be a regular file or absent: a rename must never
+ * replace a folder, a device or a pipe.
  *
  * Reading converts any stored integer or float type to the requested one
  * through HDF5's conversion, with a conversion-exception callback that
@@ -13,6 +17,7 @@
  * integer, an integer out of the destination's range, a finite float64 too
  * large for float32. Integers read as float32 are rounded as HDF5 does
  * (to nearest), which is fine for the sizes quasar stores. */
+#define _GNU_SOURCE 1 /* memfd_create */
 #include "core/core.h"
 
 #include <errno.h>
@@ -21,6 +26,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +36,7 @@ struct qs_h5 {
     char *path; /* as given by the caller: used in messages */
     char *tmp;  /* temporary name of a created file, NULL for an opened one */
     bool writable;
+    bool failed; /* a write to this new file failed: it is discarded, never committed */
 };
 
 /* HDF5 keeps one error-printing setting per thread (threadsafe build), so
@@ -47,6 +55,28 @@ static herr_t detail_walk(unsigned n, const H5E_error2_t *e, void *data)
     return 0;
 }
 
+/* HDF5's descriptions of system errors span lines and carry a time stamp,
+ * buffer addresses and byte counts ("file write failed: time = ...\n,
+ * filename = ..., errno = 28, error message = 'No space left on device', buf
+ * = 0x..."); keep what a user needs, on one line: "file write failed: No
+ * space left on device". */
+static void tidy_detail(char *desc, size_t n)
+{
+    static const char tag[] = "error message = '";
+    const char *em = strstr(desc, tag);
+    if (em) {
+        char what[256], why[128];
+        const char *b = em + sizeof tag - 1, *e = strchr(b, '\'');
+        int wlen = (int)(e ? (size_t)(e - b) : strlen(b));
+        snprintf(why, sizeof why, "%.*s", wlen, b);
+        snprintf(what, sizeof what, "%.*s", (int)strcspn(desc, ":,"), desc);
+        snprintf(desc, n, "%.120s: %.120s", what, why);
+    }
+    for (char *p = desc; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+}
+
 /* The most specific message on the calling thread's HDF5 error stack; call
  * right after the failing call, since any HDF5 call clears the stack. */
 static const char *h5_detail(h5_detail_t *d)
@@ -55,6 +85,7 @@ static const char *h5_detail(h5_detail_t *d)
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, detail_walk, d);
     if (!d->desc[0])
         snprintf(d->desc, sizeof d->desc, "unknown HDF5 error");
+    tidy_detail(d->desc, sizeof d->desc);
     return d->desc;
 }
 
@@ -69,29 +100,52 @@ static int norm_name(const qs_h5_t *h, const char *name, char *buf, size_t n)
     return QS_OK;
 }
 
-/* Whether each link along an absolute path exists and resolves. */
-static bool path_exists(hid_t file, const char *path)
+enum { LOOKUP_ERROR = -1, LOOKUP_MISSING = 0, LOOKUP_FOUND = 1, LOOKUP_DANGLING = 2 };
+
+/* Whether each link along an absolute path exists and resolves: FOUND;
+ * MISSING; DANGLING when the last link exists but leads nowhere (a soft link
+ * to a missing object, an external link to a missing file); ERROR when HDF5
+ * cannot tell (a corrupt file, a loop of soft links), with the reason on
+ * HDF5's error stack. A corrupt group must not be listed afterwards: HDF5
+ * 1.10 can crash walking it. */
+static int path_lookup(hid_t file, const char *path)
 {
     if (strcmp(path, "/") == 0)
-        return true;
+        return LOOKUP_FOUND;
     char buf[1024];
     size_t len = strlen(path);
     if (len >= sizeof buf)
-        return false;
+        return LOOKUP_MISSING;
     memcpy(buf, path, len + 1);
     for (size_t i = 1; i <= len; i++) {
         if (buf[i] != '/' && buf[i] != '\0')
             continue;
         char save = buf[i];
         buf[i] = '\0';
-        htri_t ok = H5Lexists(file, buf, H5P_DEFAULT);
-        if (ok > 0)
-            ok = H5Oexists_by_name(file, buf, H5P_DEFAULT);
+        htri_t link = H5Lexists(file, buf, H5P_DEFAULT);
+        htri_t obj = link > 0 ? H5Oexists_by_name(file, buf, H5P_DEFAULT) : link;
         buf[i] = save;
-        if (ok <= 0)
-            return false;
+        if (link < 0 || obj < 0)
+            return LOOKUP_ERROR;
+        if (obj == 0)
+            return link > 0 && i == len ? LOOKUP_DANGLING : LOOKUP_MISSING;
     }
-    return true;
+    return LOOKUP_FOUND;
+}
+
+static bool path_exists(hid_t file, const char *path) { return path_lookup(file, path) == LOOKUP_FOUND; }
+
+/* The error for a path whose lookup did not find an object (other than MISSING). */
+static int lookup_error(const qs_h5_t *h, const char *path, int how)
+{
+    if (how == LOOKUP_DANGLING)
+        return qs_error(QS_ERR_FORMAT,
+                        "'%s': '%s' is a link that leads nowhere (a soft link to a missing object or an external "
+                        "link to a missing file)",
+                        h->path, path);
+    h5_detail_t d;
+    h5_detail(&d);
+    return qs_error(QS_ERR_FORMAT, "'%s': cannot look up '%s' (%s); the file may be corrupt", h->path, path, d.desc);
 }
 
 /* Up to 10 member names of the group at `group`, for "no dataset" messages. */
@@ -120,7 +174,7 @@ static void list_members(hid_t file, const char *group, char *out, size_t n)
             used += (size_t)snprintf(out + used, n - used, "%s%s%s%s%s", i ? ", " : "", group, sep, name,
                                      type == H5O_TYPE_GROUP ? "/" : "");
         }
-        if (info.nlinks > shown && used < n)
+        if (info.nlinks > shown && used > 0 && used < n)
             snprintf(out + used, n - used, ", ... (%llu in all)", (unsigned long long)info.nlinks);
     }
     H5Gclose(g);
@@ -179,6 +233,71 @@ static hid_t fapl_strong(void)
     if (fapl >= 0)
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
     return fapl;
+}
+
+/* HDF5 writes what it holds when a file is closed, and when that write
+ * fails (a full disk) HDF5 1.10 keeps a handle to freed memory that crashes
+ * the process at exit; a failed H5Fflush also leaves its cache unable to
+ * flush again. So a new file that will be discarded sends the rest to memory:
+ * the descriptor of HDF5's (default, sec2) driver is made to refer to an
+ * anonymous memory file, where writes and the final resize succeed; short of
+ * that, the file is truncated to release its space. (A file size limit,
+ * RLIMIT_FSIZE, applies to memory files too: there a close can still fail.) */
+static void discard_writes(qs_h5_t *h)
+{
+    if (!h->tmp || h->file < 0)
+        return;
+    bool moved = false;
+    hid_t fapl = H5Fget_access_plist(h->file);
+    void *handle = NULL;
+    if (fapl >= 0 && H5Pget_driver(fapl) == H5FD_SEC2 && H5Fget_vfd_handle(h->file, fapl, &handle) >= 0 &&
+        handle) {
+        int mem = memfd_create("quasar-discarded", MFD_CLOEXEC);
+        if (mem >= 0) {
+            moved = dup2(mem, *(int *)handle) >= 0;
+            close(mem);
+        }
+    }
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (!moved && truncate(h->tmp, 0) != 0) {
+        /* nothing more can be done: the close may then fail as well */
+    }
+}
+
+/* After a failed write a new file is doomed: it is discarded, never
+ * committed, and nothing is read from it any more. */
+static void write_failed(qs_h5_t *h)
+{
+    if (!h->failed)
+        discard_writes(h);
+    h->failed = true;
+}
+
+/* The flush of a commit must not fail for want of space (see above), so the
+ * blocks it writes into, up to the end of the allocated address space (which
+ * a flush does not move up: it gives back the unused end of its metadata
+ * block) and a page of margin, are reserved first, without changing the
+ * file's size. Returns 0 or the errno of a full disk; a file system that
+ * cannot reserve space is not an error (the flush then runs as it would have
+ * without this). */
+#define QS_H5_FLUSH_MARGIN 4096
+static int reserve_flush_space(const qs_h5_t *h)
+{
+    haddr_t eoa = 0;
+    if (H5Fget_eoa(h->file, &eoa) < 0 || eoa == HADDR_UNDEF || eoa > (haddr_t)(INT64_MAX - QS_H5_FLUSH_MARGIN))
+        return 0;
+    int fd = open(h->tmp, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int e = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)eoa + QS_H5_FLUSH_MARGIN) == 0 ? 0 : errno;
+    close(fd);
+    return e == ENOSPC || e == EFBIG || e == EDQUOT || e == EIO ? e : 0;
+}
+
+static int failed_error(const qs_h5_t *h)
+{
+    return qs_error(QS_ERR_IO, "'%s': an earlier write to this file failed, so it will not be written", h->path);
 }
 
 qs_h5_t *qs_h5_open(const char *path)
@@ -245,6 +364,14 @@ qs_h5_t *qs_h5_create(const char *path)
         qs_error(QS_ERR_INVALID, "no HDF5 file name given");
         return NULL;
     }
+    /* the commit renames over PATH: that must not replace a folder, a device
+     * such as /dev/null, or a pipe (stat follows symbolic links) */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        qs_error(QS_ERR_IO, "cannot create '%s': %s", path,
+                 S_ISDIR(st.st_mode) ? strerror(EISDIR) : "it exists and is not a regular file");
+        return NULL;
+    }
     qs_h5_t *h = handle_new(path);
     if (!h)
         return NULL;
@@ -292,8 +419,16 @@ int qs_h5_commit(qs_h5_t *h)
         qs_h5_close(h);
         return rc;
     }
-    int rc = QS_OK;
-    if (H5Fflush(h->file, H5F_SCOPE_GLOBAL) < 0) {
+    if (h->failed) {
+        int rc = failed_error(h);
+        qs_h5_close(h);
+        return rc;
+    }
+    int rc = QS_OK, full = reserve_flush_space(h);
+    if (full) {
+        rc = qs_error(QS_ERR_IO, "cannot write '%s': %s", h->path, strerror(full));
+        discard_writes(h);
+    } else if (H5Fflush(h->file, H5F_SCOPE_GLOBAL) < 0) {
         h5_detail_t d;
         h5_detail(&d);
         rc = qs_error(QS_ERR_IO, "cannot write '%s': %s", h->path, d.desc);
@@ -305,9 +440,14 @@ int qs_h5_commit(qs_h5_t *h)
     }
     h->file = H5I_INVALID_HID;
     if (rc == QS_OK) {
-        /* the data must be on disk before the name points at it */
-        int fd = open(h->tmp, O_RDONLY);
+        /* the data must be on disk before the name points at it; truncating
+         * to its own size gives back reserved blocks the flush did not use */
+        int fd = open(h->tmp, O_RDWR | O_CLOEXEC);
+        struct stat st;
         if (fd >= 0) {
+            if (fstat(fd, &st) == 0 && ftruncate(fd, st.st_size) != 0) {
+                /* only space is lost */
+            }
             if (fsync(fd) != 0 && errno != EINVAL)
                 rc = qs_error(QS_ERR_IO, "cannot write '%s': %s", h->path, strerror(errno));
             close(fd);
@@ -326,6 +466,7 @@ void qs_h5_close(qs_h5_t *h)
     if (!h)
         return;
     h5_quiet();
+    discard_writes(h); /* a new file closed without a commit is thrown away */
     if (h->file >= 0)
         H5Fclose(h->file);
     if (h->tmp)
@@ -339,7 +480,7 @@ bool qs_h5_exists(qs_h5_t *h, const char *name)
 {
     h5_quiet();
     char path[1024];
-    if (!h || !name || !*name)
+    if (!h || !name || !*name || h->failed)
         return false;
     snprintf(path, sizeof path, "%s%s", name[0] == '/' ? "" : "/", name);
     return path_exists(h->file, path);
@@ -480,6 +621,8 @@ int qs_h5_read(qs_h5_t *h, const char *name, qs_dtype_t dtype, qs_tensor_t **out
     *out = NULL;
     if (!h)
         return qs_error(QS_ERR_INVALID, "qs_h5_read: no file");
+    if (h->failed)
+        return failed_error(h);
     char path[1024];
     int rc = norm_name(h, name, path, sizeof path);
     if (rc < 0)
@@ -487,8 +630,11 @@ int qs_h5_read(qs_h5_t *h, const char *name, qs_dtype_t dtype, qs_tensor_t **out
     hid_t mtype = native_type(dtype);
     if (mtype < 0)
         return qs_error(QS_ERR_INVALID, "'%s': dataset '%s': unknown tensor type %d", h->path, path, (int)dtype);
-    if (!path_exists(h->file, path))
+    int found = path_lookup(h->file, path);
+    if (found == LOOKUP_MISSING)
         return missing_error(h, "dataset", path);
+    if (found != LOOKUP_FOUND)
+        return lookup_error(h, path, found);
 
     hid_t obj = H5Oopen(h->file, path, H5P_DEFAULT);
     if (obj < 0) {
@@ -550,7 +696,10 @@ int qs_h5_read(qs_h5_t *h, const char *name, qs_dtype_t dtype, qs_tensor_t **out
     }
     t = qs_tensor_create(dtype, ndim, shape);
     if (!t) {
-        rc = qs_error_context("'%s': dataset '%s': ", h->path, path);
+        /* the shape shows when a damaged file claims an absurd size */
+        char sh[160];
+        rc = qs_error_context("'%s': dataset '%s' of shape %s: ", h->path, path,
+                              qs_shape_str(ndim, shape, sh, sizeof sh));
         goto done;
     }
     if (t->size > 0) {
@@ -607,6 +756,8 @@ static int check_writable(const qs_h5_t *h)
         return qs_error(QS_ERR_INVALID, "no HDF5 file");
     if (!h->writable)
         return qs_error(QS_ERR_INVALID, "'%s' is open for reading only", h->path);
+    if (h->failed)
+        return failed_error(h);
     return QS_OK;
 }
 
@@ -684,12 +835,18 @@ int qs_h5_write(qs_h5_t *h, const char *name, const qs_tensor_t *t)
         h5_detail_t d;
         h5_detail(&d);
         rc = qs_error(QS_ERR_IO, "'%s': cannot write dataset '%s': %s", h->path, path, d.desc);
+        write_failed(h);
         goto done;
     }
     rc = QS_OK;
 done:
-    if (ds >= 0)
-        H5Dclose(ds);
+    /* closing writes what the chunk cache holds: a failure here is a lost write */
+    if (ds >= 0 && H5Dclose(ds) < 0 && rc == QS_OK) {
+        h5_detail_t d;
+        h5_detail(&d);
+        rc = qs_error(QS_ERR_IO, "'%s': cannot write dataset '%s': %s", h->path, path, d.desc);
+        write_failed(h);
+    }
     if (dcpl >= 0)
         H5Pclose(dcpl);
     if (lcpl >= 0)
@@ -712,8 +869,11 @@ static hid_t attr_owner(qs_h5_t *h, const char *obj, const char *attr, char *pat
         obj = "/";
     if (norm_name(h, obj, path, n) < 0)
         return H5I_INVALID_HID;
-    if (!path_exists(h->file, path)) {
-        if (missing_code == QS_ERR_FORMAT)
+    int found = path_lookup(h->file, path);
+    if (found != LOOKUP_FOUND) {
+        if (found != LOOKUP_MISSING)
+            lookup_error(h, path, found);
+        else if (missing_code == QS_ERR_FORMAT)
             missing_error(h, "object", path);
         else
             qs_error(missing_code, "'%s': no object '%s' to hold attribute '%s'", h->path, path, attr);
@@ -755,10 +915,16 @@ static int set_attr(qs_h5_t *h, const char *obj, const char *attr, hid_t ftype, 
         h5_detail_t d;
         h5_detail(&d);
         rc = qs_error(QS_ERR_IO, "'%s': cannot write attribute '%s' of '%s': %s", h->path, attr, path, d.desc);
+        if (a >= 0) /* a refused attribute (too large, say) leaves the file as it was */
+            write_failed(h);
     }
 done:
-    if (a >= 0)
-        H5Aclose(a);
+    if (a >= 0 && H5Aclose(a) < 0 && rc == QS_OK) {
+        h5_detail_t d;
+        h5_detail(&d);
+        rc = qs_error(QS_ERR_IO, "'%s': cannot write attribute '%s' of '%s': %s", h->path, attr, path, d.desc);
+        write_failed(h);
+    }
     if (space >= 0)
         H5Sclose(space);
     H5Oclose(o);
@@ -797,6 +963,10 @@ static hid_t get_attr(qs_h5_t *h, const char *obj, const char *attr, char *path,
     *ftype = H5I_INVALID_HID;
     if (!h) {
         qs_error(QS_ERR_INVALID, "no HDF5 file");
+        return H5I_INVALID_HID;
+    }
+    if (h->failed) {
+        failed_error(h);
         return H5I_INVALID_HID;
     }
     hid_t o = attr_owner(h, obj, attr, path, n, QS_ERR_FORMAT);

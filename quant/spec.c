@@ -67,9 +67,13 @@ static int bad_form(const char *what, const char *key, const char *value, const 
     return qs_error(QS_ERR_INVALID, "%s: key '%s': unknown value '%s', expected one of: %s", what, key, value, list);
 }
 
-/* Splits "a:b:c" into at most max parts (in place, in buf); returns the count or -1 if too many. */
+/* Splits "a:b:c" into at most max parts (in place, in buf); returns the
+ * count, or -1 if there are too many or value does not fit in buf (a value
+ * cut short could read as a different, valid one). */
 static int split_colon(const char *value, char *buf, size_t n, char **parts, int max)
 {
+    if (strlen(value) >= n)
+        return -1;
     snprintf(buf, n, "%s", value);
     int count = 0;
     char *p = buf;

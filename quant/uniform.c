@@ -170,10 +170,19 @@ int qs_qlayout(const qs_quantizer_t *q, int ndim, const int64_t *shape, qs_qlayo
 {
     if (ndim < 0 || ndim > QS_MAX_DIMS)
         return qs_error(QS_ERR_SHAPE, "rank %d: expected 0..%d", ndim, QS_MAX_DIMS);
-    int64_t size = 1;
+    int64_t size = 1, span = 1;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0)
             return qs_error(QS_ERR_SHAPE, "dimension %d is negative (%" PRId64 ")", d, shape[d]);
+        /* every product below (outer, inner, parameter counts) divides the
+         * product of the non-zero dimensions: it must fit in int64 */
+        int64_t m = shape[d] > 0 ? shape[d] : 1;
+        if (span > INT64_MAX / m) {
+            char b[128];
+            return qs_error(QS_ERR_SHAPE, "shape %s: its dimensions multiply past 2^63",
+                            qs_shape_str(ndim, shape, b, sizeof b));
+        }
+        span *= m;
         size *= shape[d];
     }
     memset(out, 0, sizeof *out);

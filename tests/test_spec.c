@@ -288,6 +288,18 @@ START_TEST(test_set_overrides)
     ck_assert_int_eq(qs_quantizer_set(&q, "bits", NULL, "--bits"), QS_ERR_INVALID);
     ck_assert_int_eq(qs_quantizer_set(&q, "range", "kl:1", "--range"), QS_ERR_INVALID);
     ck_assert_int_eq(q.range.method, QS_RANGE_MINMAX);
+
+    /* a flag's value is not bounded by the tokenizer: one too long to parse
+     * is refused, never cut short into a different, valid value */
+    char longv[160];
+    snprintf(longv, sizeof longv, "channel:%060d1junk", 0);
+    ck_assert_int_eq(qs_quantizer_set(&q, "gran", longv, "--granularity"), QS_ERR_INVALID);
+    ck_assert_int_eq(q.gran.kind, QS_GRAN_TENSOR);
+    snprintf(longv, sizeof longv, "percentile:99.%060dx", 0);
+    ck_assert_int_eq(qs_quantizer_set(&q, "range", longv, "--range"), QS_ERR_INVALID);
+    snprintf(longv, sizeof longv, "stochastic:%060d7:8x", 0);
+    ck_assert_int_eq(qs_quantizer_set(&q, "round", longv, "--round"), QS_ERR_INVALID);
+    ck_assert_int_eq(q.round.mode, QS_ROUND_FLOOR);
 }
 END_TEST
 

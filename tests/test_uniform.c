@@ -670,6 +670,22 @@ START_TEST(test_params_shape_and_layout)
     q.gran.kind = QS_GRAN_GROUP;
     q.gran.group = 0;
     ck_assert_int_eq(qs_qparams_create(&q, 3, shape, &p), QS_ERR_INVALID);
+    /* shapes whose element count (or, beside a zero dimension, whose other
+     * dimensions' product) passes 2^63: an error, not a signed overflow */
+    static const int64_t huge[3] = {INT64_C(1) << 40, INT64_C(1) << 30, 16};
+    static const int64_t huge0[3] = {0, INT64_C(1) << 40, INT64_C(1) << 40};
+    q.gran.group = 4;
+    for (int k = 0; k < 3; k++) {
+        q.gran.kind = (qs_gran_kind_t)k;
+        q.gran.axis = 0;
+        ck_assert_int_eq(qs_qparams_create(&q, 3, huge, &p), QS_ERR_SHAPE);
+        ck_assert_ptr_null(p);
+        REQUIRE(strstr(qs_last_error(), "multiply past 2^63"));
+        ck_assert_int_eq(qs_qlayout(&q, 3, huge0, &L), QS_ERR_SHAPE);
+        qs_observer_t *o = NULL;
+        ck_assert_int_eq(qs_observer_create(&q, 3, huge, &o), QS_ERR_SHAPE);
+        ck_assert_ptr_null(o);
+    }
 }
 END_TEST
 
@@ -969,6 +985,38 @@ START_TEST(test_quantize_errors)
 }
 END_TEST
 
+/* docs/arithmetic.md, "Dequantization": data at the end of the float32 range
+ * can dequantize past it. 8-bit minmax on FLT_MAX rounds s = FLT_MAX/127 up,
+ * so s * 127 overflows to +inf, and the error statistics are +inf. */
+START_TEST(test_huge_values)
+{
+    int64_t shape[1] = {3};
+    qs_tensor_t *x = tensor_f32(1, shape), *y = tensor_f32(1, shape);
+    qs_tensor_t *c = qs_tensor_create(QS_I32, 1, shape);
+    qs_f32(x)[0] = FLT_MAX;
+    qs_f32(x)[1] = -FLT_MAX;
+    qs_f32(x)[2] = 1.0f;
+    qs_quantizer_t q = qz(8, QS_SCHEME_SYMMETRIC);
+    qs_qparams_t *p;
+    ck_assert_int_eq(qs_calibrate(&q, x, &p), QS_OK);
+    REQUIRE(p->scale[0] == (float)(FLT_MAX / 127.0) && (double)p->scale[0] * 127.0 > FLT_MAX);
+    qs_qstats_t st;
+    ck_assert_int_eq(qs_quantize(&q, p, x, c, y, NULL, &st), QS_OK);
+    ck_assert_int_eq(qs_i32(c)[0], 127);
+    ck_assert_int_eq(qs_i32(c)[1], -127);
+    ck_assert_int_eq(qs_i32(c)[2], 0);
+    REQUIRE(isinf(qs_f32(y)[0]) && qs_f32(y)[0] > 0 && isinf(qs_f32(y)[1]) && qs_f32(y)[1] < 0);
+    REQUIRE(qs_f32(y)[2] == 0.0f);
+    ck_assert_int_eq(st.nonfinite, 0);
+    ck_assert_int_eq(st.clipped, 0);
+    REQUIRE(isinf(st.sse) && isinf(qs_qstats_mse(&st)) && isinf(st.max_abs_err));
+    qs_qparams_free(p);
+    qs_tensor_free(x);
+    qs_tensor_free(y);
+    qs_tensor_free(c);
+}
+END_TEST
+
 static Suite *mk(void)
 {
     Suite *s = suite_create("uniform");
@@ -996,6 +1044,7 @@ static Suite *mk(void)
     tcase_add_test(tc, test_qstats);
     tcase_add_test(tc, test_dequantize);
     tcase_add_test(tc, test_quantize_errors);
+    tcase_add_test(tc, test_huge_values);
     suite_add_tcase(s, tc);
     return s;
 }
