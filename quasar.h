@@ -3,4 +3,5 @@
 #define QUASAR_H
 #include "core/core.h"
 #include "quant/quant.h"
+#include "sim/sim.h"
 #endif

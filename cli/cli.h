@@ -21,6 +21,10 @@ typedef struct {
 
 int qs_cmd_quantize(int argc, char **argv);
 void qs_help_quantize(FILE *out);
+int qs_cmd_info(int argc, char **argv);
+void qs_help_info(FILE *out);
+int qs_cmd_eval(int argc, char **argv);
+void qs_help_eval(FILE *out);
 
 /* "quasar: <message>" on stderr; returns code so that `return qs_cli_error(2, ...)` works. */
 int qs_cli_error(int code, const char *fmt, ...) QS_PRINTF(2, 3);

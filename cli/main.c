@@ -5,11 +5,14 @@
 
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 
 static const qs_cli_command_t commands[] = {
     {"quantize", "quantize one tensor of an HDF5 file and report the error", qs_cmd_quantize, qs_help_quantize},
+    {"info", "show a model's layers, shapes, parameters and MACs", qs_cmd_info, qs_help_info},
+    {"eval", "evaluate a model's top-1/top-5 accuracy on a dataset (float engine)", qs_cmd_eval, qs_help_eval},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 
@@ -96,7 +99,24 @@ static void usage(FILE *out)
                  "The quantizer spec grammar and every command are described in docs/spec.md.\n");
 }
 
-int main(int argc, char **argv)
+/* Standard output is where the results go: a failed write (a full disk, a
+ * closed pipe) is an error, not a silent success. */
+static int finish(int code)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        int e = errno;
+        qs_cli_error(QS_EXIT_RUNTIME, "cannot write to standard output: %s", strerror(e ? e : EIO));
+        if (code == QS_EXIT_OK)
+            code = QS_EXIT_RUNTIME;
+    }
+    return code;
+}
+
+static int dispatch(int argc, char **argv);
+
+int main(int argc, char **argv) { return finish(dispatch(argc, argv)); }
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         char list[512];
@@ -140,3 +160,11 @@ int main(int argc, char **argv)
     }
     return c->run(argc - 1, argv + 1);
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+/* In the sanitizer build, an allocation too large to satisfy (a file that
+ * declares a 2^40-element dataset) returns NULL, as in every other build, so
+ * that it gets quasar's "out of memory" message instead of an ASan abort. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+#endif

@@ -20,14 +20,20 @@ static const qs_metric_t metrics[] = {
     {"scale_max", "", QS_BETTER_NONE, "largest quantization scale"},
     /* network accuracy */
     {"top1", "fraction", QS_BETTER_HIGHER, "top-1 accuracy on the test split"},
+    {"loss", "", QS_BETTER_LOWER, "mean softmax cross-entropy over a training epoch"},
+    {"train_top1", "fraction", QS_BETTER_HIGHER, "top-1 accuracy on the (augmented) training batches of an epoch"},
     {"top5", "fraction", QS_BETTER_HIGHER, "top-5 accuracy on the test split"},
     {"agreement", "fraction", QS_BETTER_HIGHER, "fraction of inputs whose top-1 class matches the float reference"},
     /* hardware cost */
     {"energy_j", "J", QS_BETTER_LOWER, "energy of one inference on the target"},
     {"latency_s", "s", QS_BETTER_LOWER, "latency of one inference on the target"},
     {"model_bytes", "bytes", QS_BETTER_LOWER, "size of the quantized weights, scales and zero points"},
+    /* network size */
+    {"params", "count", QS_BETTER_LOWER, "parameters of the network (weights, biases, batchnorm gamma, beta, mean, var)"},
+    {"macs", "count", QS_BETTER_LOWER, "multiply-accumulates of one inference (conv2d and linear), per image"},
     /* the run itself */
     {"seconds", "s", QS_BETTER_LOWER, "wall time of the run"},
+    {"img_s", "1/s", QS_BETTER_HIGHER, "images per second of an evaluation"},
 };
 
 size_t qs_metric_count(void) { return sizeof metrics / sizeof metrics[0]; }

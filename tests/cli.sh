@@ -78,6 +78,12 @@ err_has "--bits needs a value" "option without value"
 q 2 "--zero-point without --scale" quantize a.h5 /x -o b.h5 --zero-point 1
 q 2 "--threads 0" quantize a.h5 /x -o b.h5 --threads 0
 err_has "--threads" "--threads 0"
+q 2 "-o twice" quantize a.h5 /x -o b.h5 -o c.h5
+err_has "quasar: -o/--output given twice" "-o twice"
+q 2 "hex scale" quantize a.h5 /x -o b.h5 --scale 0x10
+err_has "quasar: --scale: expected a number" "hex scale"
+q 2 "zero point with an exponent" quantize a.h5 /x -o b.h5 --scale 1 --zero-point 1e3
+err_has "quasar: --zero-point: expected an integer" "zero point with an exponent"
 ok "quantize usage errors exit 2"
 
 q 2 "bad spec key" quantize a.h5 /x -o b.h5 --quant bitz=4
@@ -256,6 +262,17 @@ if command -v python3 >/dev/null 2>&1; then
 fi
 ok "--json prints one valid JSON object with the registry keys"
 
+# JSON text is UTF-8: a file name in another encoding must not make it invalid
+if command -v python3 >/dev/null 2>&1; then
+    BAD=$(printf '%s/bad\377name.h5' "$TMP")
+    cp "$IN" "$BAD" || fail "cp to a non-UTF-8 name"
+    q 0 "--json with a non-UTF-8 file name" quantize "$BAD" /vec -o "$R" --scale 1 --json
+    cp "$OUT" "$TMP/json"
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1], encoding="utf-8")); assert d["input"].endswith("bad\ufffdname.h5:/vec")' \
+        "$TMP/json" >"$OUT" 2>"$ERR" || fail "--json with a non-UTF-8 file name: not valid UTF-8 JSON"
+    ok "--json stays valid UTF-8 with a file name that is not"
+fi
+
 q 0 "--json exact" quantize "$IN" /exact -o "$R" --scale 0.25 --json
 [ "$(json sqnr_db)" = "null" ] || fail "--json: infinite sqnr_db should be null, got $(json sqnr_db)"
 [ "$(json mse)" = "0" ] || fail "--json: mse should be 0, got $(json mse)"
@@ -283,7 +300,31 @@ q 1 "not an HDF5 file" quantize "$TMP/big.txt" /x -o "$R"
 err_has "big.txt" "not an HDF5 file"
 q 1 "output folder missing" quantize "$IN" /vec -o "$TMP/no/such/dir/o.h5" --scale 1
 err_has "$TMP/no/such/dir" "output folder missing"
+q 1 "pow2 scale beyond float32" quantize "$IN" /vec -o "$R" --scale 3e38 --scale-type pow2
+err_has "beyond the float32 range" "pow2 scale beyond float32"
 ok "runtime errors exit 1 naming the file and dataset"
+
+# OUT.h5 is renamed into place: it must never replace a pipe (or a device:
+# as root, -o /dev/null used to replace /dev/null with a regular file) or a folder
+mkfifo "$TMP/fifo.h5" || fail "mkfifo"
+q 1 "output is a pipe" quantize "$IN" /vec -o "$TMP/fifo.h5" --scale 1
+err_prefixed "output is a pipe"; err_has "$TMP/fifo.h5" "output is a pipe"; err_has "not a regular file" "output is a pipe"
+[ -p "$TMP/fifo.h5" ] || fail "output is a pipe: the pipe was replaced"
+mkdir "$TMP/dir.h5" || fail "mkdir"
+q 1 "output is a folder" quantize "$IN" /vec -o "$TMP/dir.h5" --scale 1
+err_has "Is a directory" "output is a folder"
+[ -d "$TMP/dir.h5" ] || fail "output is a folder: the folder was replaced"
+ok "an output that is a pipe or a folder is refused and left alone"
+
+# results that cannot be printed are an error, not a silent success
+if [ -w /dev/full ]; then
+    LAST="quasar quantize $IN /vec -o $R --scale 1 --json >/dev/full"
+    "$QUASAR" quantize "$IN" /vec -o "$R" --scale 1 --json >/dev/full 2>"$ERR"
+    rc=$?
+    [ "$rc" -eq 1 ] || fail "stdout on a full disk (exit $rc, expected 1)"
+    err_has "quasar: cannot write to standard output" "stdout on a full disk"
+    ok "a failed write to stdout exits 1"
+fi
 
 # a failed run never harms an existing output and leaves no temporary file
 q 0 "first output" quantize "$IN" /big -o "$R" --quant int8
@@ -297,6 +338,50 @@ for f in "$TMP"/r.h5.tmp* "$TMP"/*.tmp-*; do
 done
 ok "a failed run leaves an existing OUT.h5 byte-identical and no temporary file"
 
+# A full disk at every point of the writing: a 64 KiB file system filled to a
+# different level each time, in a private mount namespace (skipped where the
+# system allows none). Each run either succeeds with the right codes or fails
+# (exit 1, "No space left on device") leaving the old OUT.h5 as it was; it
+# never crashes (HDF5 1.10 crashed at exit after a failed flush) and never
+# commits a file that lost a write.
+if [ -n "$H5DUMP" ] && command -v unshare >/dev/null 2>&1; then
+    q 0 "reference for the full disk" quantize "$IN" /big -o "$TMP/ref.h5" --quant int4,gran=channel
+    values "$TMP/ref.h5" /codes >"$TMP/ref.codes"
+    cat >"$TMP/full.sh" <<'EOF'
+mkdir -p "$SMALL" && mount -t tmpfs -o size=64k tmpfs "$SMALL" 2>/dev/null || exit 77
+for k in 0 4 8 12 16 20 24 28 32 36 40 44 48 52 56 60; do
+    rm -f "$SMALL"/*
+    head -c $((k * 1024)) /dev/zero >"$SMALL/filler" 2>/dev/null
+    echo existing >"$SMALL/o.h5" || continue
+    "$QUASAR" quantize "$IN" /big -o "$SMALL/o.h5" --quant int4,gran=channel >"$TMP/full.out" 2>"$TMP/full.err"
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        "$H5DUMP" -d /codes -y -w 0 "$SMALL/o.h5" | sed -n '/DATA {/,/^ *}/p' | sed '1d;$d' | tr -d ' \n' >"$TMP/full.codes"
+        cmp -s "$TMP/full.codes" "$TMP/ref.codes" || { echo "filled $k KiB: exit 0 but the codes differ"; exit 1; }
+    elif [ $rc -eq 1 ]; then
+        grep -q "^quasar: .*No space left on device" "$TMP/full.err" || { echo "filled $k KiB:"; cat "$TMP/full.err"; exit 1; }
+        [ "$(cat "$SMALL/o.h5")" = existing ] || { echo "filled $k KiB: OUT.h5 changed"; exit 1; }
+    else
+        echo "filled $k KiB: exit $rc"; cat "$TMP/full.err"; exit 1
+    fi
+    ls "$SMALL" | grep -q 'tmp-' && { echo "filled $k KiB: temporary file left"; exit 1; }
+done
+exit 0
+EOF
+    LAST="unshare -m sh $TMP/full.sh"
+    if [ "$(id -u)" = 0 ]; then NS=-m; else NS=-rm; fi
+    SMALL="$TMP/small" QUASAR="$QUASAR" IN="$IN" TMP="$TMP" H5DUMP="$H5DUMP" \
+        unshare $NS sh "$TMP/full.sh" >"$OUT" 2>"$ERR"
+    rc=$?
+    if [ "$rc" -eq 0 ]; then
+        ok "a full disk at any point: exit 1 with the reason and the old OUT.h5 intact, or the right file"
+    elif [ "$rc" -eq 77 ] || grep -q -i 'unshare' "$ERR"; then
+        echo "# no private mount namespace here: skipping the full-disk test"
+    else
+        fail "a full disk (exit $rc)"
+    fi
+fi
+
 cp "$IN" "$TMP/self.h5"
 q 0 "output replaces its own input" quantize "$TMP/self.h5" /vec -o "$TMP/self.h5" --bits 4 --scale 0.25
 check_values "$TMP/self.h5" /codes "-4,2,2,7,-8" "output replaces its own input"
@@ -309,6 +394,35 @@ if [ -n "$H5DUMP" ]; then
     [ "$(values "$TMP/t1.h5" /codes)" = "$(values "$TMP/t3.h5" /codes)" ] || fail "codes differ between 1 and 3 threads"
 fi
 ok "--threads does not change the codes"
+
+# ---- info ---------------------------------------------------------------------------
+q 0 "help info" help info
+out_has "Usage: quasar info MODEL.h5" "help info"; out_has "--json" "help info"
+q 2 "info without a model" info
+err_has "info: expected a model file" "info without a model"
+q 2 "info with two files" info a.h5 b.h5
+err_has "unexpected argument 'b.h5'" "info with two files"
+q 2 "unknown info option" info a.h5 --frobnicate
+err_has "unknown option '--frobnicate'" "unknown info option"
+q 1 "info on a missing file" info "$TMP/nope.h5"
+err_prefixed "info on a missing file"; err_has "cannot open model '$TMP/nope.h5'" "info on a missing file"
+q 1 "info on an HDF5 file that is not a model" info "$IN"
+err_has "is not a quasar model: the root group has no attribute 'format'" "info on a non-model"
+head -c 1000 "$IN" >"$TMP/cut.h5"
+q 1 "info on a truncated file" info "$TMP/cut.h5"
+err_has "truncated or corrupt" "info on a truncated file"
+ok "quasar info: usage and bad files (exit 2 and 1, the file named)"
+
+# the default models, once models/ holds them: every layer listed, totals, --json keys
+for m in "${srcdir:-.}"/models/*.h5; do
+    [ -f "$m" ] || continue
+    q 0 "info $m" info "$m"
+    out_has "parameters" "info $m"; out_has "MACs" "info $m"; out_has "conv2d" "info $m"
+    q 0 "info --json $m" info "$m" --json
+    [ -n "$(json params)" ] && [ -n "$(json macs)" ] && [ -n "$(json model_bytes)" ] || fail "info --json $m: params, macs, model_bytes"
+    out_has '"layers": [{"index": 0' "info --json $m"
+    ok "quasar info $(basename "$m") and --json"
+done
 
 echo "1..$n"
 exit 0
