@@ -25,6 +25,8 @@ int qs_cmd_info(int argc, char **argv);
 void qs_help_info(FILE *out);
 int qs_cmd_eval(int argc, char **argv);
 void qs_help_eval(FILE *out);
+int qs_cmd_train(int argc, char **argv);
+void qs_help_train(FILE *out);
 
 /* "quasar: <message>" on stderr; returns code so that `return qs_cli_error(2, ...)` works. */
 int qs_cli_error(int code, const char *fmt, ...) QS_PRINTF(2, 3);

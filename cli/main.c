@@ -13,6 +13,7 @@ static const qs_cli_command_t commands[] = {
     {"quantize", "quantize one tensor of an HDF5 file and report the error", qs_cmd_quantize, qs_help_quantize},
     {"info", "show a model's layers, shapes, parameters and MACs", qs_cmd_info, qs_help_info},
     {"eval", "evaluate a model's top-1/top-5 accuracy on a dataset (float engine)", qs_cmd_eval, qs_help_eval},
+    {"train", "train a zoo architecture from a spec (SGD, cosine schedule, BN, augmentation)", qs_cmd_train, qs_help_train},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

@@ -66,4 +66,60 @@ void qs_sim_gap(int64_t c, int64_t hw, const float *x, float *y);
 void qs_sim_concat(int nin, const float *const *x, const int64_t *sizes, float *y);
 void qs_sim_softmax(int64_t n, const float *x, float *y); /* y may be x */
 
+/* ---- backward.c: the training executor (docs/training.md) ---- */
+/* A whole batch, layer by layer: every node's output and gradient are kept
+ * for all samples, BN uses batch statistics. */
+typedef struct qs_sim_trainer qs_sim_trainer_t;
+/* Straight-through fake quantization of node `node`'s output: called after
+ * the node computed y (count samples of per_sample floats, contiguous) in
+ * forward; quantizes y in place and sets pass[k] = 1 where the gradient
+ * passes (the input was inside the clipping range), 0 where it is clipped.
+ * Backward multiplies the node's output gradient by pass before the node's
+ * own backward. Runs on the calling thread; returns QS_OK or an error. */
+typedef int (*qs_sim_fq_fn)(void *ctx, int node, float *y, uint8_t *pass, int64_t count, int64_t per_sample);
+/* Parameter gradients of a node (NULL where the node has none). */
+typedef struct {
+    float *weight, *bias, *gamma, *beta;
+} qs_sim_pgrad_t;
+/* g must stay alive and is trained in place; batches of up to max_batch. */
+int qs_sim_trainer_create(qs_graph_t *g, int64_t max_batch, qs_pool_t *pool, qs_sim_trainer_t **out);
+void qs_sim_trainer_free(qs_sim_trainer_t *t);
+int qs_sim_trainer_set_fq(qs_sim_trainer_t *t, int node, qs_sim_fq_fn fn, void *ctx);
+/* bn_momentum: running statistics r = (1-m) r + m batch (var unbiased) in
+ * training-mode forwards; 0 leaves them unchanged. */
+void qs_sim_trainer_set_bn_momentum(qs_sim_trainer_t *t, double m);
+/* x: n samples [n, C, H, W]. train: BN in training mode (batch statistics,
+ * running statistics updated); else BN uses the running statistics. */
+int qs_sim_trainer_forward(qs_sim_trainer_t *t, const float *x, int64_t n, bool train);
+const float *qs_sim_trainer_act(const qs_sim_trainer_t *t, int node); /* [n, per-sample] */
+float *qs_sim_trainer_grad(const qs_sim_trainer_t *t, int node);      /* d loss / d output of node */
+const qs_sim_pgrad_t *qs_sim_trainer_pgrad(const qs_sim_trainer_t *t, int node);
+/* dout: d loss / d network output, [n, num_classes] of the last forward
+ * (which must have been a training-mode forward). Fills every gradient. */
+int qs_sim_trainer_backward(qs_sim_trainer_t *t, const float *dout);
+/* SGD velocity buffers of a node's parameters (zero at creation). */
+const qs_sim_pgrad_t *qs_sim_trainer_velocity(const qs_sim_trainer_t *t, int node);
+qs_graph_t *qs_sim_trainer_graph(const qs_sim_trainer_t *t);
+
+/* ---- train.c ---- */
+/* Mean softmax cross-entropy of n rows of f logits; dlogits (may be NULL)
+ * gets (softmax - onehot) / n; *correct (may be NULL) counts rows whose label
+ * has no strictly larger logit. Computed in double. */
+double qs_sim_xent(int64_t n, int64_t f, const float *logits, const int32_t *labels, float *dlogits,
+                   int64_t *correct);
+/* The learning rate of iteration it (0-based) of total, with warm iterations
+ * of linear warm-up: lr (it+1)/warm, then lr_min + (lr - lr_min)(1 + cos(pi
+ * (it - warm)/(total - warm)))/2. */
+double qs_sim_lr_at(double lr, double lr_min, int64_t it, int64_t total, int64_t warm);
+typedef struct {
+    double lr, momentum, weight_decay;
+    bool wd_depthwise, wd_bn, wd_bias;
+} qs_sim_sgd_t;
+/* One SGD step on every parameter of the trainer's graph, PyTorch form:
+ * v = m v + g + wd w; w -= lr v (v starts at 0). Pruned weights (mask 0)
+ * stay 0. */
+int qs_sim_sgd_step(qs_sim_trainer_t *t, const qs_sim_sgd_t *s);
+/* The weight-decay group rule: wd for a node's weight/bias/gamma/beta. */
+double qs_sim_wd_for(const qs_node_t *n, int which, const qs_sim_sgd_t *s); /* which: 0 w, 1 b, 2 gamma, 3 beta */
+
 #endif

@@ -1,0 +1,185 @@
+/* bench/engine.c — float engine throughput, in images/s and GMAC/s.
+ *
+ * Cases: the model files given with --model FILE.h5 (repeatable; the case is
+ * the file's base name), or, without one, the default architectures built by
+ * qs_zoo_build ("fmnist-dwsep", "fmnist-resnet"; --case NAME for one) with
+ * their seeded random weights: the speed of a network does not depend on its
+ * weights. Images: the Fashion-MNIST test split (--data SPEC to change it)
+ * when it can be opened and matches the model, else uniform random inputs;
+ * they are normalized once before timing, so the figure is the engine alone.
+ * Every case runs --images (10000) images in batches of --batch (256) on a
+ * pool of 1 and of 2 threads (--threads N, repeatable, to change that); the
+ * time is the best of --reps (3) passes after one warm-up pass.
+ *
+ * Output: one line per case and thread count, `bench=engine
+ * case=<model>-float threads=<n> img_s=... gmac_s=... images=... batch=...`
+ * (`-reference` with --reference); nothing else on stdout. */
+#include "sim/sim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fill(float *v, int64_t n, float a, uint64_t stream)
+{
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (float)((2.0 * qs_rng_uniform(2024, stream, (uint64_t)i) - 1.0) * a);
+}
+
+/* The images, normalized for g: the dataset if it opens and fits, else random. */
+static qs_tensor_t *images(const qs_graph_t *g, const char *spec, int64_t n)
+{
+    qs_dataset_t *d = NULL;
+    int64_t shape[4] = {n, g->in_c, g->in_h, g->in_w};
+    qs_tensor_t *x = qs_tensor_create(QS_F32, 4, shape);
+    if (!x)
+        return NULL;
+    if (qs_dataset_open(spec, &d) == QS_OK && d->c == g->in_c && d->h == g->in_h && d->w == g->in_w) {
+        const int64_t chw = g->in_c * g->in_h * g->in_w;
+        for (int64_t first = 0; first < n; first += d->n) {
+            int64_t count = n - first < d->n ? n - first : d->n;
+            qs_tensor_t v = *x;
+            v.shape[0] = count;
+            v.size = count * chw;
+            v.data = qs_f32(x) + first * chw;
+            if (qs_dataset_batch(d, g, 0, NULL, count, &v, NULL) < 0) {
+                fill(qs_f32(x), x->size, 1.0f, 99);
+                break;
+            }
+        }
+    } else {
+        fill(qs_f32(x), x->size, 1.0f, 99);
+    }
+    qs_dataset_free(d);
+    qs_clear_error();
+    return x;
+}
+
+static int bench(const char *name, const qs_graph_t *g, const qs_tensor_t *x, int64_t batch, int threads, int reps,
+                 bool reference)
+{
+    qs_pool_t *pool = qs_pool_create(threads);
+    qs_engine_opts_t o = {pool, reference};
+    qs_engine_t *e = NULL;
+    if (!pool || qs_engine_create(g, &o, &e) < 0) {
+        qs_pool_free(pool);
+        return -1;
+    }
+    const int64_t n = x->shape[0], chw = x->shape[1] * x->shape[2] * x->shape[3];
+    double best = INFINITY;
+    for (int r = 0; r <= reps; r++) { /* pass 0 warms up */
+        double t0 = qs_now_s();
+        for (int64_t first = 0; first < n; first += batch) {
+            int64_t count = n - first < batch ? n - first : batch;
+            qs_tensor_t v = *x;
+            v.shape[0] = count;
+            v.size = count * chw;
+            v.data = qs_f32(x) + first * chw;
+            const qs_tensor_t *y;
+            if (qs_engine_forward(e, &v, &y) < 0) {
+                qs_engine_free(e);
+                qs_pool_free(pool);
+                return -1;
+            }
+        }
+        double t = qs_now_s() - t0;
+        if (r > 0 && t < best)
+            best = t;
+    }
+    double img_s = (double)n / best;
+    printf("bench=engine case=%s-%s threads=%d img_s=%.0f gmac_s=%.2f images=%lld batch=%lld\n", name,
+           reference ? "reference" : "float", threads, img_s, img_s * (double)qs_graph_macs(g) * 1e-9, (long long)n,
+           (long long)batch);
+    fflush(stdout);
+    qs_engine_free(e);
+    qs_pool_free(pool);
+    return 0;
+}
+
+static int usage(const char *argv0)
+{
+    fprintf(stderr,
+            "usage: %s [--model FILE.h5]... [--data SPEC] [--images N] [--batch B] [--reps R] [--threads N]... "
+            "[--case ARCH] [--reference]\n",
+            argv0);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const char *models[16];
+    int nmodels = 0, nthreads = 0, threads[8];
+    const char *data = "fmnist:test", *only = NULL;
+    int64_t n = 10000, batch = 256;
+    int reps = 3;
+    bool reference = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc && nmodels < 16)
+            models[nmodels++] = argv[++i];
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            data = argv[++i];
+        else if (!strcmp(argv[i], "--images") && i + 1 < argc)
+            n = strtoll(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = strtoll(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc && nthreads < 8)
+            threads[nthreads++] = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--reference"))
+            reference = true;
+        else
+            return usage(argv[0]);
+    }
+    if (n < 1 || batch < 1 || reps < 1)
+        return usage(argv[0]);
+    if (nthreads == 0) {
+        threads[0] = 1;
+        threads[1] = 2;
+        nthreads = 2;
+    }
+    const char *const *zoo = qs_zoo_names();
+    int nzoo = 0;
+    while (zoo[nzoo])
+        nzoo++;
+    int ncases = nmodels ? nmodels : nzoo;
+    for (int c = 0; c < ncases; c++) {
+        qs_graph_t *g = NULL;
+        char name[QS_NAME_MAX];
+        if (nmodels) {
+            if (qs_model_load(models[c], &g) < 0) {
+                fprintf(stderr, "bench/engine: %s\n", qs_last_error());
+                return 1;
+            }
+            /* the case is the file's base name without .h5 */
+            const char *b = strrchr(models[c], '/');
+            snprintf(name, sizeof name, "%s", b ? b + 1 : models[c]);
+            char *dot = strstr(name, ".h5");
+            if (dot)
+                *dot = '\0';
+        } else {
+            if (only && strcmp(only, zoo[c]) != 0)
+                continue;
+            if (qs_zoo_build(zoo[c], 1, &g) < 0) {
+                fprintf(stderr, "bench/engine: %s\n", qs_last_error());
+                return 1;
+            }
+            snprintf(name, sizeof name, "%s", zoo[c]);
+        }
+        qs_tensor_t *x = images(g, data, n);
+        if (!x) {
+            fprintf(stderr, "bench/engine: %s\n", qs_last_error());
+            return 1;
+        }
+        for (int t = 0; t < nthreads; t++)
+            if (bench(name, g, x, batch, threads[t], reps, reference) < 0) {
+                fprintf(stderr, "bench/engine: %s: %s\n", name, qs_last_error());
+                return 1;
+            }
+        qs_tensor_free(x);
+        qs_graph_free(g);
+    }
+    return 0;
+}
