@@ -327,7 +327,9 @@ size_t qs_sim_conv_gemm_scratch(const qs_sim_conv_t *g)
 {
     if (qs_sim_conv_is_direct(g))
         return 0;
-    return (size_t)((g->c / g->groups) * g->kh * g->kw * g->oh * g->ow);
+    /* the columns, then the padded plane, 64-byte aligned */
+    int64_t cols = round_up((g->c / g->groups) * g->kh * g->kw * g->oh * g->ow, 16);
+    return (size_t)(cols + (g->h + g->pt + g->pb) * (g->w + g->pl + g->pr));
 }
 
 bool qs_sim_conv_is_direct(const qs_sim_conv_t *g)
@@ -337,40 +339,32 @@ bool qs_sim_conv_is_direct(const qs_sim_conv_t *g)
 }
 
 /* col[(ci * kh + ky) * kw + kx][oy * ow + ox] = x[ci][iy][ix], 0 in the
- * padding: the K index runs in the OIHW weight order. */
-static void im2col(const qs_sim_conv_t *g, const float *x, int64_t ig, float *col)
+ * padding: the K index runs in the OIHW weight order. Each input channel is
+ * first copied into a zero-padded plane p (hp x wp), so that every col row
+ * is oh copies of ow floats (stride 1) or gathers (stride > 1) with no edge
+ * cases; p's padding is zeroed once, since every channel writes the same
+ * interior. */
+static void im2col(const qs_sim_conv_t *g, const float *x, int64_t ig, float *col, float *p)
 {
     const int64_t ohw = g->oh * g->ow;
+    const int64_t hp = g->h + g->pt + g->pb, wp = g->w + g->pl + g->pr;
+    memset(p, 0, (size_t)(hp * wp) * sizeof *p);
     for (int64_t ci = 0; ci < ig; ci++) {
         const float *xc = x + ci * g->h * g->w;
+        for (int64_t iy = 0; iy < g->h; iy++)
+            copy_row(p + (iy + g->pt) * wp + g->pl, xc + iy * g->w, g->w);
         for (int ky = 0; ky < g->kh; ky++) {
             for (int kx = 0; kx < g->kw; kx++) {
                 float *row = col + ((ci * g->kh + ky) * g->kw + kx) * ohw;
-                /* outputs ox in [lo, hi) read inside the input row */
-                int64_t c0 = (int64_t)kx * g->dw - g->pl;
-                int64_t lo = c0 >= 0 ? 0 : (-c0 + g->sw - 1) / g->sw;
-                int64_t hi = g->w - 1 - c0 < 0 ? 0 : (g->w - 1 - c0) / g->sw + 1;
-                if (hi > g->ow)
-                    hi = g->ow;
-                if (lo > hi)
-                    lo = hi;
+                const float *src = p + (int64_t)ky * g->dh * wp + (int64_t)kx * g->dw;
                 for (int64_t oy = 0; oy < g->oh; oy++) {
                     float *d = row + oy * g->ow;
-                    int64_t iy = oy * g->sh + (int64_t)ky * g->dh - g->pt;
-                    if (iy < 0 || iy >= g->h) {
-                        memset(d, 0, (size_t)g->ow * sizeof *d);
-                        continue;
-                    }
-                    const float *s = xc + iy * g->w + c0;
-                    for (int64_t ox = 0; ox < lo; ox++)
-                        d[ox] = 0.0f;
+                    const float *sr = src + oy * g->sh * wp;
                     if (g->sw == 1)
-                        memcpy(d + lo, s + lo, (size_t)(hi - lo) * sizeof *d);
+                        copy_row(d, sr, g->ow);
                     else
-                        for (int64_t ox = lo; ox < hi; ox++)
-                            d[ox] = s[ox * g->sw];
-                    for (int64_t ox = hi; ox < g->ow; ox++)
-                        d[ox] = 0.0f;
+                        for (int64_t ox = 0; ox < g->ow; ox++)
+                            d[ox] = sr[ox * g->sw];
                 }
             }
         }
@@ -390,7 +384,7 @@ void qs_sim_conv_gemm(const qs_sim_conv_t *g, const float *x, const float *w, co
         const float *xg = x + grp * ig * g->h * g->w;
         const float *col = xg;
         if (!direct) {
-            im2col(g, xg, ig, scratch);
+            im2col(g, xg, ig, scratch, scratch + round_up(k * ohw, 16));
             col = scratch;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)og, (blasint)ohw, (blasint)k, 1.0f,

@@ -101,6 +101,14 @@ int64_t qs_graph_params(const qs_graph_t *g);         /* parameters (weights, bi
 int64_t qs_node_macs(const qs_graph_t *g, int i);     /* per sample */
 int64_t qs_graph_macs(const qs_graph_t *g);           /* per sample */
 
+/* ---- transforms ----------------------------------------------------------------------------- */
+
+/* BatchNorm folding: a copy of g in which every batchnorm whose input is a
+ * conv2d or linear read by nothing else is folded into it (W' = W·s,
+ * b' = (b − mean)·s + beta, s = gamma / sqrt(var + eps) per output channel)
+ * and removed. *folded (may be NULL) gets the number folded. */
+int qs_graph_fold_bn(const qs_graph_t *g, qs_graph_t **out, int *folded);
+
 /* ---- model files (docs/model-format.md) -------------------------------------------------- */
 
 /* Loads and validates (qs_graph_infer) a model; a bad file is an error naming

@@ -714,6 +714,12 @@ START_TEST(fast_matches_reference)
     g = resnet(true);
     fast_vs_ref(g);
     qs_graph_free(g);
+    /* the default architectures (seeded random weights) */
+    for (const char *const *z = qs_zoo_names(); *z; z++) {
+        ck_assert_int_eq(qs_zoo_build(*z, 3, &g), QS_OK);
+        fast_vs_ref(g);
+        qs_graph_free(g);
+    }
 }
 END_TEST
 
@@ -818,6 +824,9 @@ START_TEST(bitwise_batch_and_threads)
     batch_independent(g, true);
     qs_graph_free(g);
     g = resnet(true);
+    batch_independent(g, false);
+    qs_graph_free(g);
+    ck_assert_int_eq(qs_zoo_build("fmnist-dwsep", 4, &g), QS_OK);
     batch_independent(g, false);
     qs_graph_free(g);
     g = odd_sizes();

@@ -919,6 +919,86 @@ START_TEST(test_load_ignores_quant)
 }
 END_TEST
 
+/* ---- batchnorm folding ------------------------------------------------------------------------- */
+
+/* max |a - b| / max |a| over the outputs of g and f (reference engine) on x */
+static double fold_error(const qs_graph_t *g, const qs_graph_t *f, const qs_tensor_t *x)
+{
+    qs_engine_opts_t o = {NULL, true};
+    qs_engine_t *e1 = NULL, *e2 = NULL;
+    ck_assert_msg(qs_engine_create(g, &o, &e1) == QS_OK, "%s", qs_last_error());
+    ck_assert_msg(qs_engine_create(f, &o, &e2) == QS_OK, "%s", qs_last_error());
+    const qs_tensor_t *y1, *y2;
+    ck_assert_msg(qs_engine_forward(e1, x, &y1) == QS_OK, "%s", qs_last_error());
+    ck_assert_msg(qs_engine_forward(e2, x, &y2) == QS_OK, "%s", qs_last_error());
+    ck_assert_int_eq(y1->size, y2->size);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < y1->size; i++) {
+        num = fmax(num, fabs((double)qs_f32(y1)[i] - qs_f32(y2)[i]));
+        den = fmax(den, fabs((double)qs_f32(y1)[i]));
+    }
+    qs_engine_free(e1);
+    qs_engine_free(e2);
+    ck_assert(den > 0);
+    return num / den;
+}
+
+START_TEST(test_fold_bn)
+{
+    qs_graph_t *g = reference_graph(), *f = NULL;
+    ck_assert_int_eq(qs_graph_infer(g), QS_OK);
+    int folded = -1;
+    ck_assert_msg(qs_graph_fold_bn(g, &f, &folded) == QS_OK, "%s", qs_last_error());
+    ck_assert_int_eq(folded, 1);
+    ck_assert_int_eq(f->nnodes, g->nnodes - 1);
+    ck_assert_int_eq(qs_graph_find(f, "bn1"), -1);
+    int c1 = qs_graph_find(f, "conv1"), r1 = qs_graph_find(f, "relu1");
+    ck_assert_int_eq(f->nodes[r1].inputs[0], c1);
+    ck_assert_str_eq(f->nodes[f->output].name, "fc");
+    ck_assert_int_eq(qs_graph_macs(f), qs_graph_macs(g));
+    qs_tensor_t *x = tens(4, 3, 1, 8, 8, 77);
+    double err = fold_error(g, f, x);
+    ck_assert_msg(err <= 1e-5, "relative error %g", err);
+    qs_graph_free(f);
+
+    /* a conv read by another node as well keeps its batchnorm */
+    int pool = qs_graph_find(g, "pool1");
+    g->nodes[pool].inputs[0] = qs_graph_find(g, "conv1");
+    ck_assert_int_eq(qs_graph_infer(g), QS_OK);
+    ck_assert_int_eq(qs_graph_fold_bn(g, &f, &folded), QS_OK);
+    ck_assert_int_eq(folded, 0);
+    ck_assert_int_ge(qs_graph_find(f, "bn1"), 0);
+    qs_graph_free(f);
+    qs_tensor_free(x);
+    qs_graph_free(g);
+}
+END_TEST
+
+/* The shipped models: every batchnorm follows a conv and folds; outputs keep. */
+START_TEST(test_fold_bn_models)
+{
+    const char *names[] = {"fmnist-dwsep", "fmnist-resnet"};
+    for (int m = 0; m < 2; m++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/../models/%s.h5", QS_TEST_SRCDIR, names[m]);
+        qs_graph_t *g = NULL, *f = NULL;
+        ck_assert_msg(qs_model_load(path, &g) == QS_OK, "%s", qs_last_error());
+        int bns = 0, folded = 0;
+        for (int i = 0; i < g->nnodes; i++)
+            bns += g->nodes[i].op == QS_OP_BATCHNORM;
+        ck_assert_msg(qs_graph_fold_bn(g, &f, &folded) == QS_OK, "%s", qs_last_error());
+        ck_assert_int_eq(folded, bns);
+        ck_assert_int_gt(folded, 0);
+        qs_tensor_t *x = tens(4, 8, 1, 28, 28, 5);
+        double err = fold_error(g, f, x);
+        ck_assert_msg(err <= 1e-5, "%s: relative error %g", names[m], err);
+        qs_tensor_free(x);
+        qs_graph_free(f);
+        qs_graph_free(g);
+    }
+}
+END_TEST
+
 static Suite *graph_suite(void)
 {
     Suite *s = suite_create("graph");
@@ -930,6 +1010,8 @@ static Suite *graph_suite(void)
     tcase_add_test(tc, test_clone);
     tcase_add_test(tc, test_add_errors);
     tcase_add_test(tc, test_infer_errors);
+    tcase_add_test(tc, test_fold_bn);
+    tcase_add_test(tc, test_fold_bn_models);
     suite_add_tcase(s, tc);
     tc = tcase_create("model");
     tcase_add_test(tc, test_round_trip);
