@@ -11,9 +11,18 @@
  * pool of 1 and of 2 threads (--threads N, repeatable, to change that); the
  * time is the best of --reps (3) passes after one warm-up pass.
  *
+ * Fake-quant cases (--fake PRESET, repeatable; default w8a8): the model
+ * quantized with the preset (BN folded, activations calibrated on 1000
+ * images of the training split, or of random images when it cannot be
+ * opened), run by the fake-quant engine on the same images and threads;
+ * ratio_float is its time over the float engine's on the same folded graph
+ * in the same run (the fake-quant overhead; 1.0 = free). --fake none skips
+ * them.
+ *
  * Output: one line per case and thread count, `bench=engine
  * case=<model>-float threads=<n> img_s=... gmac_s=... images=... batch=...`
- * (`-reference` with --reference); nothing else on stdout. */
+ * (`-reference` with --reference), and `case=<model>-fake-<preset> ...
+ * ratio_float=...`; nothing else on stdout. */
 #include "sim/sim.h"
 
 #include <math.h>
@@ -55,19 +64,24 @@ static qs_tensor_t *images(const qs_graph_t *g, const char *spec, int64_t n)
     return x;
 }
 
-static int bench(const char *name, const qs_graph_t *g, const qs_tensor_t *x, int64_t batch, int threads, int reps,
-                 bool reference)
+/* One forward pass over the images, through the float engine or the fake-quant engine. */
+typedef struct {
+    qs_engine_t *e;
+    qs_fake_t *f;
+} runner_t;
+
+static int forward(runner_t *r, const qs_tensor_t *v, int64_t first)
 {
-    qs_pool_t *pool = qs_pool_create(threads);
-    qs_engine_opts_t o = {pool, reference};
-    qs_engine_t *e = NULL;
-    if (!pool || qs_engine_create(g, &o, &e) < 0) {
-        qs_pool_free(pool);
-        return -1;
-    }
+    const qs_tensor_t *y;
+    return r->e ? qs_engine_forward(r->e, v, &y) : qs_fake_forward_at(r->f, v, first, &y);
+}
+
+/* The best of reps passes over x after one warm-up pass, in seconds; < 0 on error. */
+static double time_runs(runner_t *r, const qs_tensor_t *x, int64_t batch, int reps)
+{
     const int64_t n = x->shape[0], chw = x->shape[1] * x->shape[2] * x->shape[3];
     double best = INFINITY;
-    for (int r = 0; r <= reps; r++) { /* pass 0 warms up */
+    for (int k = 0; k <= reps; k++) { /* pass 0 warms up */
         double t0 = qs_now_s();
         for (int64_t first = 0; first < n; first += batch) {
             int64_t count = n - first < batch ? n - first : batch;
@@ -75,39 +89,121 @@ static int bench(const char *name, const qs_graph_t *g, const qs_tensor_t *x, in
             v.shape[0] = count;
             v.size = count * chw;
             v.data = qs_f32(x) + first * chw;
-            const qs_tensor_t *y;
-            if (qs_engine_forward(e, &v, &y) < 0) {
-                qs_engine_free(e);
-                qs_pool_free(pool);
-                return -1;
-            }
+            if (forward(r, &v, first) < 0)
+                return -1.0;
         }
         double t = qs_now_s() - t0;
-        if (r > 0 && t < best)
+        if (k > 0 && t < best)
             best = t;
     }
-    double img_s = (double)n / best;
-    printf("bench=engine case=%s-%s threads=%d img_s=%.0f gmac_s=%.2f images=%lld batch=%lld\n", name,
-           reference ? "reference" : "float", threads, img_s, img_s * (double)qs_graph_macs(g) * 1e-9, (long long)n,
-           (long long)batch);
+    return best;
+}
+
+static void report(const char *name, const char *kind, const qs_graph_t *g, int threads, int64_t n, int64_t batch,
+                   double t, double ratio)
+{
+    double img_s = (double)n / t;
+    printf("bench=engine case=%s-%s threads=%d img_s=%.0f gmac_s=%.2f images=%lld batch=%lld", name, kind, threads,
+           img_s, img_s * (double)qs_graph_macs(g) * 1e-9, (long long)n, (long long)batch);
+    if (ratio > 0.0)
+        printf(" ratio_float=%.3f", ratio);
+    printf("\n");
     fflush(stdout);
-    qs_engine_free(e);
+}
+
+static int bench(const char *name, const qs_graph_t *g, const qs_tensor_t *x, int64_t batch, int threads, int reps,
+                 bool reference)
+{
+    qs_pool_t *pool = qs_pool_create(threads);
+    qs_engine_opts_t o = {pool, reference};
+    runner_t r = {NULL, NULL};
+    if (!pool || qs_engine_create(g, &o, &r.e) < 0) {
+        qs_pool_free(pool);
+        return -1;
+    }
+    double t = time_runs(&r, x, batch, reps);
+    if (t > 0.0)
+        report(name, reference ? "reference" : "float", g, threads, x->shape[0], batch, t, 0.0);
+    qs_engine_free(r.e);
     qs_pool_free(pool);
-    return 0;
+    return t > 0.0 ? 0 : -1;
+}
+
+/* Calibration images: the training split if it fits the model, else random pixels. */
+static qs_dataset_t *calib_data(const qs_graph_t *g)
+{
+    qs_dataset_t *d = NULL;
+    if (qs_dataset_open("fmnist:train", &d) == QS_OK && d->c == g->in_c && d->h == g->in_h && d->w == g->in_w)
+        return d;
+    qs_dataset_free(d);
+    qs_clear_error();
+    if (!(d = calloc(1, sizeof *d)))
+        return NULL;
+    d->n = 1000;
+    d->c = g->in_c;
+    d->h = g->in_h;
+    d->w = g->in_w;
+    d->num_classes = g->num_classes;
+    snprintf(d->source, sizeof d->source, "random");
+    int64_t size = d->n * d->c * d->h * d->w;
+    d->u8 = qs_alloc((size_t)size);
+    d->labels = qs_alloc((size_t)d->n * sizeof *d->labels);
+    if (!d->u8 || !d->labels) {
+        qs_dataset_free(d);
+        return NULL;
+    }
+    for (int64_t i = 0; i < size; i++)
+        d->u8[i] = (uint8_t)(qs_rng_u32(2024, 7, (uint64_t)i) >> 24);
+    memset(d->labels, 0, (size_t)d->n * sizeof *d->labels);
+    return d;
+}
+
+/* The fake-quant engine against the float engine on the same folded graph. */
+static int bench_fake(const char *name, const char *preset, const qs_graph_t *g, const qs_tensor_t *x, int64_t batch,
+                      int threads, int reps)
+{
+    qs_qconfig_t c;
+    qs_qnet_t *q = NULL;
+    qs_dataset_t *d = NULL;
+    qs_pool_t *pool = qs_pool_create(threads);
+    qs_engine_opts_t o = {pool, false};
+    runner_t rf = {NULL, NULL}, rq = {NULL, NULL};
+    int rc = -1;
+    qs_calib_opts_t co;
+    qs_calib_opts_default(&co);
+    co.pool = pool;
+    if (pool && qs_qconfig_preset(&c, preset, "--fake") >= 0 && qs_qnet_create(g, &c, &q) >= 0 &&
+        (d = calib_data(g)) && qs_qnet_calibrate(q, d, &co, NULL) >= 0 && qs_engine_create(q->g, &o, &rf.e) >= 0 &&
+        qs_fake_create(q, &o, NULL, &rq.f) >= 0) {
+        double tf = time_runs(&rf, x, batch, reps), tq = time_runs(&rq, x, batch, reps);
+        if (tf > 0.0 && tq > 0.0) {
+            char kind[64];
+            snprintf(kind, sizeof kind, "fake-%s", preset);
+            report(name, kind, g, threads, x->shape[0], batch, tq, tq / tf);
+            rc = 0;
+        }
+    }
+    qs_fake_free(rq.f);
+    qs_engine_free(rf.e);
+    qs_dataset_free(d);
+    qs_qnet_free(q);
+    qs_pool_free(pool);
+    return rc;
 }
 
 static int usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--model FILE.h5]... [--data SPEC] [--images N] [--batch B] [--reps R] [--threads N]... "
-            "[--case ARCH] [--reference]\n",
+            "[--case ARCH] [--reference] [--fake PRESET|none]...\n",
             argv0);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *models[16];
+    const char *models[16], *fakes[8];
+    int nfakes = 0;
     int nmodels = 0, nthreads = 0, threads[8];
     const char *data = "fmnist:test", *only = NULL;
     int64_t n = 10000, batch = 256;
@@ -130,11 +226,17 @@ int main(int argc, char **argv)
             only = argv[++i];
         else if (!strcmp(argv[i], "--reference"))
             reference = true;
+        else if (!strcmp(argv[i], "--fake") && i + 1 < argc && nfakes < 8)
+            fakes[nfakes++] = argv[++i];
         else
             return usage(argv[0]);
     }
     if (n < 1 || batch < 1 || reps < 1)
         return usage(argv[0]);
+    if (nfakes == 0)
+        fakes[nfakes++] = "w8a8";
+    if (nfakes == 1 && !strcmp(fakes[0], "none"))
+        nfakes = 0;
     if (nthreads == 0) {
         threads[0] = 1;
         threads[1] = 2;
@@ -178,6 +280,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench/engine: %s: %s\n", name, qs_last_error());
                 return 1;
             }
+        for (int k = 0; k < nfakes && !reference; k++)
+            for (int t = 0; t < nthreads; t++)
+                if (bench_fake(name, fakes[k], g, x, batch, threads[t], reps) < 0) {
+                    fprintf(stderr, "bench/engine: %s, fake-quant %s: %s\n", name, fakes[k], qs_last_error());
+                    return 1;
+                }
         qs_tensor_free(x);
         qs_graph_free(g);
     }

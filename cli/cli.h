@@ -27,6 +27,31 @@ int qs_cmd_eval(int argc, char **argv);
 void qs_help_eval(FILE *out);
 int qs_cmd_train(int argc, char **argv);
 void qs_help_train(FILE *out);
+int qs_cmd_quantize_model(int argc, char **argv); void qs_help_quantize_model(FILE *out);
+int qs_cmd_sensitivity(int argc, char **argv); void qs_help_sensitivity(FILE *out);
+
+/* ---- network quantization options (cli/qopts.c) ----------------------------- */
+
+typedef struct {
+    bool any;                          /* some option below was given */
+    const char *preset;
+    const char *spec[QS_QT_COUNT];     /* --weights, --acts, --bias */
+    int nlayers;
+    const char *layers[QS_QCONFIG_MAX_OVERRIDES];
+    const char *calib_data;
+    int64_t calib_images;              /* 0: the default */
+    uint64_t calib_seed;
+    bool calib_seed_set;
+    bool reference;                    /* not an option: calibrate on the BLAS-free path (eval --reference) */
+} qs_cli_qopts_t;
+extern const char *const qs_cli_qopts_help;
+/* Like qs_cli_opt: 1 if argv[*i] was one of these options (consumed), 0 if
+ * not, -1 on a usage error (printed). */
+int qs_cli_qopts_parse(int argc, char **argv, int *i, qs_cli_qopts_t *o);
+/* The configuration the options describe; -1 (library error set) if bad. */
+int qs_cli_qopts_config(const qs_cli_qopts_t *o, qs_qconfig_t *c);
+/* Resolves and calibrates g (progress on a terminal); -1 with the library error set. */
+int qs_cli_quantize_net(const qs_graph_t *g, const qs_cli_qopts_t *o, qs_pool_t *pool, qs_qnet_t **out);
 
 /* "quasar: <message>" on stderr; returns code so that `return qs_cli_error(2, ...)` works. */
 int qs_cli_error(int code, const char *fmt, ...) QS_PRINTF(2, 3);

@@ -1,8 +1,10 @@
 /* cli/cmd_eval.c — `quasar eval MODEL [--data SPEC] [--json]`: runs a model
- * with the float engine over a dataset and prints top-1/top-5 accuracy and
- * the throughput (a one-screen summary, or one JSON object with --json).
- * All the work is qs_eval's; this file parses, reports progress on a
- * terminal and prints. */
+ * over a dataset and prints top-1/top-5 accuracy and the throughput (a
+ * one-screen summary, or one JSON object with --json): with the float engine,
+ * or, for a quantized-model file or with quantization options, with the
+ * fake-quant engine against the float model (agreement, logit SQNR, per-layer
+ * errors). The work is qs_eval's and qs_qeval's; this file parses, reports
+ * progress on a terminal and prints. */
 #include "config.h"
 
 #include "cli/cli.h"
@@ -16,13 +18,23 @@ void qs_help_eval(FILE *out)
 {
     fprintf(out,
             "Usage: quasar eval MODEL.h5 [--data SPEC] [--limit N] [--batch B] [--threads N]\n"
-            "                            [--reference] [--json]\n"
+            "                            [--reference] [--json] [--layers]\n"
+            "                            [--preset P] [--weights SPEC] [--acts SPEC] [--layer ...]\n"
             "\n"
             "Runs MODEL with the float engine on every image of a dataset, normalized as\n"
             "the model file says, and prints top-1 and top-5 accuracy, the number of images,\n"
             "images per second and the time of the evaluation (loading the model and the\n"
-            "dataset not included). A label counts as in the top k when fewer than k classes\n"
-            "have a strictly larger logit (ties count as correct).\n"
+            "dataset not included). A label is in the top k when fewer than k classes rank\n"
+            "before it: those with a larger logit, and those with an equal logit and a\n"
+            "smaller index (a tie goes to the first class, as argmax picks it).\n"
+            "\n"
+            "With a quantized model (quasar quantize-model) or with any quantization option\n"
+            "below, MODEL is quantized (BatchNorm folded, weights quantized, activations\n"
+            "calibrated on the training split) and run with the fake-quant engine; the\n"
+            "float model runs on the same images, and the summary adds its top-1, the\n"
+            "agreement of the top-1 classes and the SQNR of the logits. images/s is then\n"
+            "the fake-quant engine's with per-point statistics on (bench/engine measures\n"
+            "its plain speed).\n"
             "\n"
             "  --data SPEC              fmnist:test (default), fmnist:train, or FILE.h5 with\n"
             "                           /images (N x C x H x W, uint8 or float32) and /labels\n"
@@ -32,17 +44,26 @@ void qs_help_eval(FILE *out)
             "  --reference              the BLAS-free reference path (slow: the arithmetic\n"
             "                           the tests pin, see docs/engine.md)\n"
             "  --json                   print one JSON object: top1, top5, img_s, seconds\n"
-            "                           (metric names) and model, data, engine, threads, images\n"
+            "                           (metric names) and model, data, engine, threads, images;\n"
+            "                           quantized: also float_top1, agreement, logit_sqnr_db,\n"
+            "                           quantization, and layers (per-layer figures)\n"
+            "  --layers                 quantized: a table per layer: weight and activation\n"
+            "                           quantizers, weight SQNR, activation SQNR and clipped\n"
+            "                           fraction at each quantization point\n"
+            "\n"
+            "%s"
             "\n"
             "Fashion-MNIST is read from /usr/share/datasets/fashion-mnist (Debian's\n"
             "dataset-fashion-mnist) or from $QUASAR_FASHION_MNIST.\n"
-            "Exit status: 0 success, 1 runtime error (bad model or data), 2 usage error.\n");
+            "Exit status: 0 success, 1 runtime error (bad model or data), 2 usage error.\n",
+            qs_cli_qopts_help);
 }
 
 typedef struct {
     const char *model, *data;
     int64_t limit, batch, threads;
-    bool reference, json;
+    bool reference, json, layers;
+    qs_cli_qopts_t q;
 } opts_t;
 
 static int parse_args(int argc, char **argv, opts_t *o)
@@ -57,6 +78,15 @@ static int parse_args(int argc, char **argv, opts_t *o)
         }
         if (strcmp(a, "--reference") == 0) {
             o->reference = true;
+            continue;
+        }
+        if (strcmp(a, "--layers") == 0) {
+            o->layers = true;
+            continue;
+        }
+        if ((m = qs_cli_qopts_parse(argc, argv, &i, &o->q)) != 0) {
+            if (m < 0)
+                return QS_EXIT_USAGE;
             continue;
         }
         if ((m = qs_cli_opt(argc, argv, &i, "--data", &v)) != 0) {
@@ -99,6 +129,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
         return qs_cli_error(QS_EXIT_USAGE, "eval: expected MODEL.h5 (see 'quasar help eval')");
     if (!o->data)
         o->data = "fmnist:test";
+    qs_qconfig_t c; /* a bad spec or preset is a usage error, found before any work */
+    if (o->q.any && qs_cli_qopts_config(&o->q, &c) < 0)
+        return qs_cli_fail(QS_EXIT_USAGE);
     return QS_EXIT_OK;
 }
 
@@ -149,13 +182,192 @@ static int print_json(const opts_t *o, const qs_graph_t *g, const qs_dataset_t *
     return rc;
 }
 
+/* ---- quantized ---------------------------------------------------------------------------------- */
+
+/* "int8 ch minmax" — the few words of a quantizer a table has room for */
+static const char *brief(const qs_quantizer_t *q, bool on, char *buf, size_t n)
+{
+    static const char *const gran[] = {"tensor", "channel", "group"};
+    static const char *const scheme[] = {"sym", "sym-narrow", "unsigned", "asym", "asym-signed"};
+    if (!on) {
+        snprintf(buf, n, "float");
+        return buf;
+    }
+    char r[32];
+    if (q->range.method == QS_RANGE_PERCENTILE)
+        snprintf(r, sizeof r, "percentile:%g", q->range.percentile);
+    else
+        snprintf(r, sizeof r, "%s", (const char *[]){"minmax", "percentile", "mse", "sqnr", "kl", "aciq"}[q->range.method]);
+    snprintf(buf, n, "%d-bit %s %s %s", q->bits, scheme[q->scheme], gran[q->gran.kind], r);
+    return buf;
+}
+
+static void print_qsummary(const opts_t *o, const qs_qnet_t *q, const qs_dataset_t *d, int64_t all, int threads,
+                           const qs_qeval_t *r)
+{
+    const qs_graph_t *g = q->g;
+    char cfg[4096];
+    printf("model       %s (%s)\n", g->name[0] ? g->name : "unnamed", o->model);
+    if (d->n < all)
+        printf("data        %s (the first %" PRId64 " of %" PRId64 " images)\n", d->source, d->n, all);
+    else
+        printf("data        %s\n", d->source);
+    printf("engine      fake-quant, %d thread%s; %d batchnorm%s folded\n", threads, threads == 1 ? "" : "s", q->folded,
+           q->folded == 1 ? "" : "s");
+    qs_qconfig_str(&q->cfg, cfg, sizeof cfg);
+    for (char *line = strtok(cfg, "\n"); line; line = strtok(NULL, "\n"))
+        printf("  %s\n", line);
+    printf("calibration %s, %" PRId64 " images (seed %" PRIu64 ")\n", q->calib.source, q->calib.images, q->calib.seed);
+    printf("top-1       %.4f (float %.4f, %+.2f points)\n", r->top1, r->float_top1, 100.0 * (r->top1 - r->float_top1));
+    printf("top-5       %.4f\n", r->top5);
+    printf("agreement   %.4f (top-1 class equal to the float model's)\n", r->agreement);
+    printf("logit SQNR  %.2f dB\n", r->logit_sqnr_db);
+    printf("images      %" PRId64 "\n", r->images);
+    printf("images/s    %.0f\n", r->img_s);
+}
+
+static void print_qlayers(const qs_qnet_t *q, const qs_qeval_t *r)
+{
+    const qs_graph_t *g = q->g;
+    char wb[64], ab[64];
+    printf("\n%-14s %-8s %-30s %9s %-30s %9s %8s\n", "node", "op", "weights", "w-SQNR", "activations", "a-SQNR",
+           "clipped");
+    for (int i = 0; i < g->nnodes; i++) {
+        const qs_qlayer_t *l = &q->layer[i];
+        bool w = g->nodes[i].weight != NULL, a = l->point == i && l->ashare < 0;
+        if (!w && !a)
+            continue;
+        const qs_qstats_t *as = &r->act[i];
+        printf("%-14s %-8s %-30s", g->nodes[i].name, qs_op_name(g->nodes[i].op), w ? brief(&l->wquant, l->wq, wb, sizeof wb) : "");
+        if (w && l->wq)
+            printf(" %6.2f dB", qs_qstats_sqnr_db(&l->wstats));
+        else
+            printf(" %9s", "");
+        printf(" %-30s", a ? brief(&l->aquant, l->aq, ab, sizeof ab) : "");
+        if (a && l->aq && as->count)
+            printf(" %6.2f dB %7.3f%%", qs_qstats_sqnr_db(as), 100.0 * qs_qstats_clipped_fraction(as));
+        printf("\n");
+    }
+}
+
+static int print_qjson(const opts_t *o, const qs_qnet_t *q, const qs_dataset_t *d, int threads, const qs_qeval_t *r)
+{
+    const qs_graph_t *g = q->g;
+    char cfg[4096], buf[512];
+    qs_json_t j;
+    qs_json_begin(&j, stdout);
+    qs_json_str(&j, "model", o->model);
+    qs_json_str(&j, "model_name", g->name);
+    qs_json_str(&j, "data", d->source);
+    qs_json_str(&j, "engine", "fake");
+    qs_json_int(&j, "threads", threads);
+    qs_json_int(&j, "images", r->images);
+    qs_json_str(&j, "quantization", qs_qconfig_str(&q->cfg, cfg, sizeof cfg));
+    qs_json_str(&j, "calibration_data", q->calib.source);
+    qs_json_int(&j, "calibration_images", q->calib.images);
+    qs_json_int(&j, "folded_batchnorms", q->folded);
+    static const char *const names[] = {"top1", "top5", "float_top1", "agreement", "logit_sqnr_db", "img_s", "seconds"};
+    const double vals[] = {r->top1, r->top5, r->float_top1, r->agreement, r->logit_sqnr_db, r->img_s, r->seconds};
+    int rc = QS_OK;
+    for (size_t k = 0; k < sizeof vals / sizeof *vals && rc == QS_OK; k++)
+        rc = qs_json_metric(&j, names[k], vals[k]);
+    FILE *out = j.out;
+    fputs(", \"layers\": [", out);
+    int n = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const qs_qlayer_t *l = &q->layer[i];
+        bool w = g->nodes[i].weight != NULL, a = l->point == i && l->ashare < 0;
+        if (!w && !a)
+            continue;
+        qs_json_t e;
+        fputs(n++ ? ", " : "", out);
+        qs_json_begin(&e, out);
+        qs_json_str(&e, "name", g->nodes[i].name);
+        qs_json_str(&e, "op", qs_op_name(g->nodes[i].op));
+        if (w) {
+            qs_json_str(&e, "weights", l->wq ? qs_quantizer_str(&l->wquant, buf, sizeof buf) : "float");
+            if (l->wq) {
+                qs_json_num(&e, "weight_sqnr_db", qs_qstats_sqnr_db(&l->wstats));
+                qs_json_num(&e, "weight_clipped_fraction", qs_qstats_clipped_fraction(&l->wstats));
+            }
+            qs_json_bool(&e, "bias_quantized", l->bcodes != NULL);
+        }
+        if (a) {
+            qs_json_str(&e, "acts", l->aq ? qs_quantizer_str(&l->aquant, buf, sizeof buf) : "float");
+            if (l->aq && r->act[i].count) {
+                qs_json_num(&e, "act_sqnr_db", qs_qstats_sqnr_db(&r->act[i]));
+                qs_json_num(&e, "act_clipped_fraction", qs_qstats_clipped_fraction(&r->act[i]));
+                if (l->ap && l->ap->count == 1) {
+                    qs_json_num(&e, "act_scale", l->ap->scale[0]);
+                    qs_json_int(&e, "act_zero_point", l->ap->zero_point[0]);
+                }
+            }
+        }
+        fputs("}", out);
+    }
+    fputc(']', out);
+    j.count++;
+    qs_json_end(&j);
+    return rc;
+}
+
+static int run_quantized(const opts_t *o, qs_pool_t *pool, const qs_dataset_t *d, const qs_dataset_t *view)
+{
+    qs_qnet_t *q = NULL;
+    qs_graph_t *g = NULL;
+    int quantized = qs_model_is_quantized(o->model);
+    if (quantized < 0)
+        return -1;
+    if (quantized && o->q.any)
+        return qs_error(QS_ERR_INVALID, "eval: '%s' is a quantized model: its calibrated quantizers are used as "
+                        "they are; drop the quantization options, or quantize its float model", o->model);
+    if (quantized) {
+        if (qs_qnet_load(o->model, &q) < 0)
+            return -1;
+    } else {
+        qs_cli_qopts_t qo = o->q;
+        qo.reference = o->reference;
+        int rc = qs_model_load(o->model, &g);
+        if (rc >= 0)
+            rc = qs_cli_quantize_net(g, &qo, pool, &q);
+        qs_graph_free(g);
+        if (rc < 0)
+            return -1;
+    }
+    bool tty = isatty(STDERR_FILENO);
+    qs_progress_cb_t cb = {tty ? on_progress : NULL, NULL, 0};
+    qs_engine_opts_t eo = {pool, o->reference};
+    qs_qeval_t r;
+    int rc = qs_qeval(q, view, &eo, NULL, o->batch, &cb, &r);
+    if (tty)
+        fputs("\r\033[K", stderr);
+    if (rc >= 0) {
+        int threads = qs_pool_threads(pool);
+        if (o->json) {
+            rc = print_qjson(o, q, view, threads, &r);
+        } else {
+            print_qsummary(o, q, view, d->n, threads, &r);
+            if (o->layers)
+                print_qlayers(q, &r);
+        }
+    }
+    qs_qeval_free(&r);
+    qs_qnet_free(q);
+    return rc < 0 ? -1 : 0;
+}
+
 static int run(const opts_t *o)
 {
     qs_graph_t *g = NULL;
     qs_dataset_t *d = NULL;
     qs_pool_t *pool = NULL;
-    int ex;
-    if (qs_model_load(o->model, &g) < 0 || qs_dataset_open(o->data, &d) < 0)
+    int ex, quantized = qs_model_is_quantized(o->model);
+    if (quantized < 0)
+        goto fail;
+    if (o->layers && !quantized && !o->q.any)
+        return qs_cli_error(QS_EXIT_USAGE, "eval: --layers is for a quantized evaluation (give a quantized model or "
+                            "quantization options)");
+    if (qs_dataset_open(o->data, &d) < 0)
         goto fail;
     if (!(pool = qs_pool_create((int)o->threads)))
         goto fail;
@@ -163,6 +375,15 @@ static int run(const opts_t *o)
     qs_dataset_t view = *d;
     if (o->limit > 0 && o->limit < view.n)
         view.n = o->limit;
+    if (quantized || o->q.any) {
+        if (run_quantized(o, pool, d, &view) < 0)
+            goto fail;
+        qs_pool_free(pool);
+        qs_dataset_free(d);
+        return QS_EXIT_OK;
+    }
+    if (qs_model_load(o->model, &g) < 0)
+        goto fail;
     bool tty = isatty(STDERR_FILENO);
     qs_progress_cb_t cb = {tty ? on_progress : NULL, NULL, 0};
     qs_engine_opts_t eo = {pool, o->reference};

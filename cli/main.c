@@ -14,6 +14,8 @@ static const qs_cli_command_t commands[] = {
     {"info", "show a model's layers, shapes, parameters and MACs", qs_cmd_info, qs_help_info},
     {"eval", "evaluate a model's top-1/top-5 accuracy on a dataset (float engine)", qs_cmd_eval, qs_help_eval},
     {"train", "train a zoo architecture from a spec (SGD, cosine schedule, BN, augmentation)", qs_cmd_train, qs_help_train},
+    {"quantize-model", "quantize and calibrate a model and save it as a quantized-model file", qs_cmd_quantize_model, qs_help_quantize_model},
+    {"sensitivity", "rank layers and activation points by the accuracy they cost when quantized", qs_cmd_sensitivity, qs_help_sensitivity},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

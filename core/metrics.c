@@ -24,6 +24,8 @@ static const qs_metric_t metrics[] = {
     {"train_top1", "fraction", QS_BETTER_HIGHER, "top-1 accuracy on the (augmented) training batches of an epoch"},
     {"top5", "fraction", QS_BETTER_HIGHER, "top-5 accuracy on the test split"},
     {"agreement", "fraction", QS_BETTER_HIGHER, "fraction of inputs whose top-1 class matches the float reference"},
+    {"float_top1", "fraction", QS_BETTER_HIGHER, "top-1 accuracy of the float model on the same images"},
+    {"logit_sqnr_db", "dB", QS_BETTER_HIGHER, "SQNR of the logits against the float model's, 10 log10(sum l^2 / sum (l - l_q)^2)"},
     /* hardware cost */
     {"energy_j", "J", QS_BETTER_LOWER, "energy of one inference on the target"},
     {"latency_s", "s", QS_BETTER_LOWER, "latency of one inference on the target"},

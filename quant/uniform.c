@@ -32,8 +32,10 @@
 #define QS_AI static inline
 #endif
 
-/* The stochastic rounding step is also built for AVX2 and AVX-512 (see
- * QS_TARGET_CLONES in core/core.h); every version gives the same bits. */
+/* The fast path's stages are also built for AVX2 and AVX-512 (see
+ * QS_TARGET_CLONES in core/core.h), picked when the library loads; every
+ * version gives the same bits (no FMA contraction, the same operations in
+ * the same order, only wider). */
 #define QS_CLONES QS_TARGET_CLONES
 
 #define QS_BLK 512                          /* elements per block (2 KiB of floats) */
@@ -622,22 +624,11 @@ _Static_assert((-3 >> 1) == -2, "right shifts of negative integers must be arith
 typedef void (*stage_a_fn)(const stage_a_t *, const float *restrict, float *restrict, int);
 
 #define STAGE_A(M, D, V)                                                                                   \
-    STAGE_A_ATTR_##M static void stage_a_##M##_##D##_##V(const stage_a_t *a, const float *restrict x,         \
+    QS_CLONES static void stage_a_##M##_##D##_##V(const stage_a_t *a, const float *restrict x,         \
                                                          float *restrict r, int n)                         \
     {                                                                                                      \
         stage_a_impl(M, D, V, a, x, r, n);                                                                 \
     }
-#define STAGE_A_ATTR_0
-#define STAGE_A_ATTR_1
-#define STAGE_A_ATTR_2
-#define STAGE_A_ATTR_3
-#define STAGE_A_ATTR_4
-#define STAGE_A_ATTR_5
-#define STAGE_A_ATTR_6
-#define STAGE_A_ATTR_7
-#define STAGE_A_ATTR_8
-#define STAGE_A_ATTR_9
-#define STAGE_A_ATTR_10 QS_CLONES
 #define STAGE_A_MODE(M) STAGE_A(M, 0, 0) STAGE_A(M, 0, 1) STAGE_A(M, 1, 0) STAGE_A(M, 1, 1)
 #define STAGE_A_ENTRY(M) {{stage_a_##M##_0_0, stage_a_##M##_0_1}, {stage_a_##M##_1_0, stage_a_##M##_1_1}}
 STAGE_A_MODE(0)
@@ -769,17 +760,17 @@ QS_AI void stage_s_impl(int vec, const stage_a_t *a, const float *restrict x, fl
     st->clipped += clipped;
     st->nonfinite += nonfin;
 }
-static void stage_s_scalar(const stage_a_t *a, const float *restrict x, float *restrict r, int n, qs_runstats_t *st)
+QS_CLONES static void stage_s_scalar(const stage_a_t *a, const float *restrict x, float *restrict r, int n, qs_runstats_t *st)
 {
     stage_s_impl(0, a, x, r, n, st);
 }
-static void stage_s_vec(const stage_a_t *a, const float *restrict x, float *restrict r, int n, qs_runstats_t *st)
+QS_CLONES static void stage_s_vec(const stage_a_t *a, const float *restrict x, float *restrict r, int n, qs_runstats_t *st)
 {
     stage_s_impl(1, a, x, r, n, st);
 }
 
 /* Stage B: codes and dequantized values from a block of clamped r. */
-static void stage_b_scalar(float s, int32_t z, const float *restrict r, int32_t *restrict codes,
+QS_CLONES static void stage_b_scalar(float s, int32_t z, const float *restrict r, int32_t *restrict codes,
                            float *restrict y, int n)
 {
     if (codes)
@@ -789,7 +780,7 @@ static void stage_b_scalar(float s, int32_t z, const float *restrict r, int32_t 
         for (int j = 0; j < n; j++)
             y[j] = s * r[j]; /* |r| < 2^24: the float product is the exact product rounded once */
 }
-static void stage_b_vec(const float *restrict S, const int32_t *restrict Z, const float *restrict r,
+QS_CLONES static void stage_b_vec(const float *restrict S, const int32_t *restrict Z, const float *restrict r,
                         int32_t *restrict codes, float *restrict y, int n)
 {
     if (codes)

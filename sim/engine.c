@@ -14,11 +14,12 @@
  * scratch). Every kernel works on one sample with shapes fixed by the graph,
  * so a sample's output is the same whatever N, its block, its place in the
  * block or the thread count — OpenBLAS included, since no GEMM dimension
- * depends on the batch. Without a hook, batchnorm/relu-like nodes that are
- * the only reader of a conv/linear/add output run right after it on each
- * sample (while it is in cache): the same operations on the same values, so
- * fusion changes speed, never bits. With a hook every node runs on its own
- * and the hook sees each node's output.
+ * depends on the batch. Batchnorm/relu-like nodes that are the only reader
+ * of a conv/linear/add output run right after it on each sample (while it is
+ * in cache): the same operations on the same values, so fusion changes
+ * speed, never bits. A hook sees the outputs of the nodes it asked for (all
+ * by default); a hooked node ends its chain, so the hook sees its output
+ * before its reader runs.
  *
  * docs/engine.md ("The float engine") defines every op's arithmetic. */
 #include "sim/sim_internal.h"
@@ -52,7 +53,9 @@ typedef struct {
     const float *mean, *beta;
     float *own;         /* masked weight copy, or batchnorm scale */
     float lo, hi;       /* relu, relu6, clip */
-    bool fused;         /* runs in its producer's chain when there is no hook */
+    int readers;        /* nodes that read this one's output */
+    int last;           /* the last of them (n: the network output; -1: none) */
+    bool fused;         /* runs in its producer's chain */
     int nchain;
     int chain[QS_ENGINE_MAX_CHAIN];
     qs_sim_ep_t ep;     /* the chain, as the kernels' epilogue */
@@ -74,6 +77,7 @@ struct qs_engine {
     int64_t in_size;
     qs_engine_hook_fn hook;
     void *hook_ctx;
+    bool *hooked;       /* the nodes the hook sees (every node when the hook is set without a list) */
     qs_tensor_t *out;
     int64_t out_cap;
 };
@@ -241,6 +245,43 @@ static bool chain_op(qs_op_t op)
     return op == QS_OP_BATCHNORM || op == QS_OP_RELU || op == QS_OP_RELU6 || op == QS_OP_CLIP;
 }
 
+/* Chains: an elementwise node that is the only reader of its producer's
+ * output and works in place on it runs inside the producer, unless the hook
+ * must see the producer's output first (a hooked node ends its chain). */
+static void plan_chains(qs_engine_t *e)
+{
+    const int n = e->nsteps;
+    for (int i = 0; i < n; i++) {
+        e->steps[i].fused = false;
+        e->steps[i].nchain = 0;
+        e->steps[i].ep.n = 0;
+    }
+    for (int i = 1; i < n; i++) {
+        step_t *st = &e->steps[i];
+        if (st->fused || !(st->op == QS_OP_CONV2D || st->op == QS_OP_LINEAR || st->op == QS_OP_ADD))
+            continue;
+        int cur = i;
+        while (st->nchain < QS_ENGINE_MAX_CHAIN && cur != e->g->output && e->steps[cur].readers == 1 &&
+               !(e->hook && e->hooked[cur])) {
+            int j = e->steps[cur].last;
+            step_t *nx = &e->steps[j];
+            if (j <= cur || j >= n || !chain_op(nx->op) || nx->nin != 1 || nx->slot != st->slot)
+                break;
+            nx->fused = true;
+            qs_sim_ep_step_t *es = &st->ep.step[st->nchain];
+            es->kind = nx->op == QS_OP_BATCHNORM ? QS_SIM_EP_BN : QS_SIM_EP_CLAMP;
+            es->mean = nx->mean;
+            es->scale = nx->own;
+            es->beta = nx->beta;
+            es->lo = nx->lo;
+            es->hi = nx->hi;
+            st->chain[st->nchain++] = j;
+            st->ep.n = st->nchain;
+            cur = j;
+        }
+    }
+}
+
 /* Slots (liveness-based reuse), fusion chains, workspace layout. */
 static int plan_memory(qs_engine_t *e)
 {
@@ -299,31 +340,11 @@ static int plan_memory(qs_engine_t *e)
             busy[st->slot] = false;
     }
 
-    /* chains: an elementwise node that is the only reader of its producer's
-     * output and works in place on it runs inside the producer */
-    for (int i = 1; i < n; i++) {
-        step_t *st = &e->steps[i];
-        if (st->fused || !(st->op == QS_OP_CONV2D || st->op == QS_OP_LINEAR || st->op == QS_OP_ADD))
-            continue;
-        int cur = i;
-        while (st->nchain < QS_ENGINE_MAX_CHAIN && cur != e->g->output && readers[cur] == 1) {
-            int j = last[cur];
-            step_t *nx = &e->steps[j];
-            if (j <= cur || j >= n || !chain_op(nx->op) || nx->nin != 1 || nx->slot != st->slot)
-                break;
-            nx->fused = true;
-            qs_sim_ep_step_t *es = &st->ep.step[st->nchain];
-            es->kind = nx->op == QS_OP_BATCHNORM ? QS_SIM_EP_BN : QS_SIM_EP_CLAMP;
-            es->mean = nx->mean;
-            es->scale = nx->own;
-            es->beta = nx->beta;
-            es->lo = nx->lo;
-            es->hi = nx->hi;
-            st->chain[st->nchain++] = j;
-            st->ep.n = st->nchain;
-            cur = j;
-        }
+    for (int i = 0; i < n; i++) {
+        e->steps[i].readers = readers[i];
+        e->steps[i].last = last[i];
     }
+    plan_chains(e);
 
     int64_t per_sample = 0;
     for (int s = 0; s < nslots; s++)
@@ -424,16 +445,28 @@ void qs_engine_free(qs_engine_t *e)
     free(e->ws);
     free(e->steps);
     free(e->slot_off);
+    free(e->hooked);
     qs_tensor_free(e->out);
     free(e);
 }
 
 void qs_engine_set_hook(qs_engine_t *e, qs_engine_hook_fn fn, void *ctx)
 {
+    qs_engine_set_hook_at(e, fn, ctx, NULL);
+}
+
+int qs_engine_set_hook_at(qs_engine_t *e, qs_engine_hook_fn fn, void *ctx, const bool *nodes)
+{
     if (!e)
-        return;
+        return qs_error(QS_ERR_INVALID, "qs_engine_set_hook_at: no engine");
+    if (!e->hooked && !(e->hooked = malloc((size_t)e->nsteps * sizeof *e->hooked)))
+        return qs_error(QS_ERR_NOMEM, "engine: out of memory");
+    for (int i = 0; i < e->nsteps; i++)
+        e->hooked[i] = fn && (!nodes || nodes[i]);
     e->hook = fn;
     e->hook_ctx = ctx;
+    plan_chains(e);
+    return QS_OK;
 }
 
 /* ---- forward -------------------------------------------------------------------------------- */
@@ -531,21 +564,20 @@ static int call_hook(const qs_engine_t *e, int i, float *y, int64_t sample0, int
 static int run_block(qs_engine_t *e, const float *x, int64_t s0, int64_t count, int thread)
 {
     float *ws = e->ws[thread];
-    const bool hook = e->hook != NULL;
     for (int i = 0; i < e->nsteps; i++) {
         const step_t *st = &e->steps[i];
-        if (st->fused && !hook)
+        if (st->fused)
             continue;
         float *y = ws + e->slot_off[st->slot];
-        if (i == 0) {
+        if (i == 0)
             memcpy(y, x + s0 * st->size, (size_t)(count * st->size) * sizeof *y);
-        } else {
-            /* with a hook, one node at a time: chains are for the hook-less run */
+        else
             for (int64_t s = 0; s < count; s++)
-                run_sample(e, st, ws, s, !hook);
-        }
-        if (hook) {
-            int rc = call_hook(e, i, y, s0, count, thread);
+                run_sample(e, st, ws, s, true);
+        /* the value now in y is the chain's last node's output */
+        int end = st->nchain ? st->chain[st->nchain - 1] : i;
+        if (e->hook && e->hooked[end]) {
+            int rc = call_hook(e, end, y, s0, count, thread);
             if (rc < 0)
                 return rc;
         }
@@ -614,27 +646,24 @@ int qs_engine_forward(qs_engine_t *e, const qs_tensor_t *x, const qs_tensor_t **
 
 /* ---- evaluation ----------------------------------------------------------------------------- */
 
-/* Label l is in the top k when strictly fewer than k classes have a larger
- * logit (ties count in the label's favour); a NaN logit for l is never in. */
-static int64_t rank_of(const float *logits, int ncls, int label)
+/* The rank of label l among the logits: the classes with a larger logit,
+ * plus those with an equal logit and a smaller index (a stable descending
+ * sort, so a tie goes to the first class, as argmax picks it); a NaN logit
+ * for l ranks last, a NaN elsewhere is never larger. l is in the top k when
+ * its rank is below k. */
+int64_t qs_sim_rank(const float *logits, int ncls, int label)
 {
     const float v = logits[label];
     if (v != v)
         return ncls;
     int64_t r = 0;
     for (int j = 0; j < ncls; j++)
-        r += logits[j] > v;
+        r += logits[j] > v || (j < label && logits[j] == v);
     return r;
 }
 
-int qs_eval(const qs_graph_t *g, const qs_dataset_t *d, const qs_engine_opts_t *opts, int64_t batch,
-            qs_progress_cb_t *progress, qs_eval_t *out)
+int qs_sim_check_eval_data(const qs_graph_t *g, const qs_dataset_t *d)
 {
-    if (!g || !d || !out)
-        return qs_error(QS_ERR_INVALID, "qs_eval: no graph, dataset or result");
-    memset(out, 0, sizeof *out);
-    if (batch <= 0)
-        batch = 256;
     if (d->n < 1)
         return qs_error(QS_ERR_INVALID, "eval: dataset '%s' has no images", d->source);
     if (d->c != g->in_c || d->h != g->in_h || d->w != g->in_w)
@@ -647,13 +676,27 @@ int qs_eval(const qs_graph_t *g, const qs_dataset_t *d, const qs_engine_opts_t *
         if (d->labels[i] < 0 || d->labels[i] >= g->num_classes)
             return qs_error(QS_ERR_INVALID, "eval: image %lld of '%s' has label %d, but model '%s' has %d classes",
                             (long long)i, d->source, (int)d->labels[i], g->name, g->num_classes);
+    return QS_OK;
+}
+
+int qs_eval(const qs_graph_t *g, const qs_dataset_t *d, const qs_engine_opts_t *opts, int64_t batch,
+            qs_progress_cb_t *progress, qs_eval_t *out)
+{
+    if (!g || !d || !out)
+        return qs_error(QS_ERR_INVALID, "qs_eval: no graph, dataset or result");
+    memset(out, 0, sizeof *out);
+    if (batch <= 0)
+        batch = 256;
+    int rc = qs_sim_check_eval_data(g, d);
+    if (rc < 0)
+        return rc;
     if (batch > d->n)
         batch = d->n;
 
     double t0 = qs_now_s();
     qs_progress_begin(progress);
     qs_engine_t *e = NULL;
-    int rc = qs_engine_create(g, opts, &e);
+    rc = qs_engine_create(g, opts, &e);
     if (rc < 0)
         return rc;
     int64_t shape[4] = {batch, d->c, d->h, d->w};
@@ -676,7 +719,7 @@ int qs_eval(const qs_graph_t *g, const qs_dataset_t *d, const qs_engine_opts_t *
             goto done;
         const float *l = qs_f32(y);
         for (int64_t s = 0; s < count; s++) {
-            int64_t r = rank_of(l + s * g->num_classes, g->num_classes, labels[s]);
+            int64_t r = qs_sim_rank(l + s * g->num_classes, g->num_classes, labels[s]);
             top1 += r < 1;
             top5 += r < 5;
         }

@@ -22,7 +22,10 @@
 #include <unistd.h>
 
 #define QS_MODEL_FORMAT "quasar-model"
+/* qs_model_save writes version 1; version 2 is the quantized model
+ * (sim/qmodel.c), whose float part is the same: this loader reads both. */
 #define QS_MODEL_VERSION 1
+#define QS_MODEL_VERSION_MAX 2
 
 static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -34,7 +37,9 @@ static herr_t detail_walk(unsigned n, const H5E_error2_t *e, void *data)
     return 0;
 }
 
-static const char *h5_detail(char buf[200])
+static const char *h5_detail(char buf[200]) { return qs_sim_h5_detail(buf); }
+
+const char *qs_sim_h5_detail(char buf[200])
 {
     buf[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, detail_walk, buf);
@@ -219,13 +224,13 @@ done:
     return rc;
 }
 
-static int write_file(const writer_t *w, const qs_graph_t *g)
+static int write_file(const writer_t *w, const qs_graph_t *g, int version)
 {
     hid_t root = w->file;
     int64_t shape[3] = {g->in_c, g->in_h, g->in_w};
     int rc;
     if ((rc = put_str(w, root, "/", "format", QS_MODEL_FORMAT)) < 0 ||
-        (rc = put_int(w, root, "/", "format_version", QS_MODEL_VERSION)) < 0 ||
+        (rc = put_int(w, root, "/", "format_version", version)) < 0 ||
         (rc = put_str(w, root, "/", "name", g->name)) < 0 || (rc = put_ints(w, root, "/", "input_shape", 3, shape)) < 0 ||
         (rc = put_float(w, root, "/", "input_scale", g->input_scale)) < 0 ||
         (rc = put_attr(w, root, "/", "norm_mean", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, (int)g->in_c, g->norm_mean)) < 0 ||
@@ -255,9 +260,16 @@ static mode_t default_mode(void)
 
 int qs_model_save(const qs_graph_t *g, const char *path)
 {
-    h5_quiet();
     if (!g || !path || !*path)
         return qs_error(QS_ERR_INVALID, "qs_model_save: no graph or no file name");
+    return qs_sim_model_write(g, path, QS_MODEL_VERSION, NULL, NULL);
+}
+
+int qs_sim_model_write(const qs_graph_t *g, const char *path, int version, qs_sim_model_extra_fn extra, void *ctx)
+{
+    h5_quiet();
+    if (!g || !path || !*path)
+        return qs_error(QS_ERR_INVALID, "cannot save a model: no graph or no file name");
     /* only a valid graph is written, so that every file quasar writes loads;
      * infer works on a copy because g is const */
     qs_graph_t *c = qs_graph_clone(g);
@@ -297,7 +309,9 @@ int qs_model_save(const qs_graph_t *g, const char *path)
     if (w.file < 0) {
         rc = qs_error(QS_ERR_IO, "cannot create '%s' (as '%s'): %s", path, tmp, d);
     } else {
-        rc = write_file(&w, c);
+        rc = write_file(&w, c, version);
+        if (rc == QS_OK && extra)
+            rc = extra(ctx, w.file, path, c);
         if (H5Fclose(w.file) < 0 && rc == QS_OK)
             rc = qs_error(QS_ERR_IO, "cannot write '%s': %s", path, h5_detail(d));
     }
@@ -748,21 +762,13 @@ static int resolve_inputs(const reader_t *r, const qs_graph_t *g, const char *li
     }
 }
 
-static int read_model(reader_t *r, qs_graph_t **out)
+/* What the file is, before anything else: a newer file must say so, not
+ * fail on a detail. */
+static int read_identity(reader_t *r, int64_t *version)
 {
     hid_t root = r->file;
+    char *s = NULL;
     snprintf(r->where, sizeof r->where, "root group");
-    char *s = NULL, *name = NULL, *output = NULL;
-    qs_graph_t *g = NULL;
-    qs_node_t node;
-    memset(&node, 0, sizeof node);
-    int64_t (*shapes)[3] = NULL;
-    int *ndims = NULL;
-    char **names = NULL;
-    int count = 0;
-    hid_t nodes = H5I_INVALID_HID;
-
-    /* identity and version first: a newer file must say so, not fail on a detail */
     int rc = H5Aexists(root, "format") > 0 ? get_str(r, root, "format", &s)
                                             : qs_error(QS_ERR_FORMAT, "'%s' is not a quasar model: the root group has "
                                                                       "no attribute 'format'",
@@ -774,19 +780,41 @@ static int read_model(reader_t *r, qs_graph_t **out)
                       s, QS_MODEL_FORMAT);
         goto done;
     }
-    int64_t version, shape[3];
-    if ((rc = get_ints(r, root, "format_version", true, 1, 0, &version, NULL)) < 0)
+    if ((rc = get_ints(r, root, "format_version", true, 1, 0, version, NULL)) < 0)
         goto done;
-    if (version > QS_MODEL_VERSION) {
+    if (*version > QS_MODEL_VERSION_MAX) {
         rc = qs_error(QS_ERR_UNSUPPORTED,
                       "'%s' has model format version %lld; this quasar reads version %d and older (update quasar)",
-                      r->path, (long long)version, QS_MODEL_VERSION);
+                      r->path, (long long)*version, QS_MODEL_VERSION_MAX);
         goto done;
     }
-    if (version < 1) {
-        rc = bad(r, QS_ERR_FORMAT, "format_version is %lld; versions start at 1", (long long)version);
+    if (*version < 1)
+        rc = bad(r, QS_ERR_FORMAT, "format_version is %lld; versions start at 1", (long long)*version);
+done:
+    free(s);
+    return rc;
+}
+
+static int read_model(reader_t *r, qs_graph_t **out, int *version_out)
+{
+    hid_t root = r->file;
+    snprintf(r->where, sizeof r->where, "root group");
+    char *name = NULL, *output = NULL;
+    qs_graph_t *g = NULL;
+    qs_node_t node;
+    memset(&node, 0, sizeof node);
+    int64_t (*shapes)[3] = NULL;
+    int *ndims = NULL;
+    char **names = NULL;
+    int count = 0;
+    hid_t nodes = H5I_INVALID_HID;
+
+    int64_t version, shape[3];
+    int rc = read_identity(r, &version);
+    if (rc < 0)
         goto done;
-    }
+    if (version_out)
+        *version_out = (int)version;
     if ((rc = get_str(r, root, "name", &name)) < 0 || (rc = get_ints(r, root, "input_shape", true, 3, 3, shape, NULL)) < 0)
         goto done;
     if (shape[0] < 1 || shape[0] > 8 || shape[1] < 1 || shape[2] < 1 || shape[1] > INT32_MAX || shape[2] > INT32_MAX) {
@@ -942,20 +970,19 @@ done:
     free(ndims);
     if (nodes >= 0)
         H5Gclose(nodes);
-    free(s);
     free(name);
     free(output);
     qs_graph_free(g);
     return rc;
 }
 
-int qs_model_load(const char *path, qs_graph_t **out)
+/* Opens path read-only with the messages every model reader gives: the
+ * system's reason for a file that cannot be opened, HDF5's for one that is
+ * not HDF5. */
+static int open_model(const char *path, hid_t *file)
 {
     h5_quiet();
-    if (out)
-        *out = NULL;
-    if (!path || !*path || !out)
-        return qs_error(QS_ERR_INVALID, "qs_model_load: no file name or no output");
+    *file = H5I_INVALID_HID;
     /* the system says best why a file cannot be opened */
     int fd = open(path, O_RDONLY);
     if (fd < 0)
@@ -968,14 +995,51 @@ int qs_model_load(const char *path, qs_graph_t **out)
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl >= 0)
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    reader_t r = {H5Fopen(path, H5F_ACC_RDONLY, fapl), path, ""};
+    *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     char d[200];
     h5_detail(d); /* before any other HDF5 call clears the stack */
     if (fapl >= 0)
         H5Pclose(fapl);
-    if (r.file < 0)
+    if (*file < 0)
         return qs_error(QS_ERR_FORMAT, "'%s' is not a readable HDF5 file, or it is truncated or corrupt (%s)", path, d);
-    int rc = read_model(&r, out);
+    return QS_OK;
+}
+
+int qs_model_load(const char *path, qs_graph_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (!path || !*path || !out)
+        return qs_error(QS_ERR_INVALID, "qs_model_load: no file name or no output");
+    return qs_sim_model_read(path, out, NULL, NULL, NULL);
+}
+
+int qs_sim_model_read(const char *path, qs_graph_t **out, int *version, qs_sim_model_extra_fn extra, void *ctx)
+{
+    *out = NULL;
+    reader_t r = {H5I_INVALID_HID, path, ""};
+    int rc = open_model(path, &r.file);
+    if (rc < 0)
+        return rc;
+    if ((rc = read_model(&r, out, version)) == QS_OK && extra && (rc = extra(ctx, r.file, path, *out)) < 0) {
+        qs_graph_free(*out);
+        *out = NULL;
+    }
+    H5Fclose(r.file);
+    return rc;
+}
+
+int qs_sim_model_probe(const char *path, int *version, bool *quant)
+{
+    reader_t r = {H5I_INVALID_HID, path, ""};
+    int rc = open_model(path, &r.file);
+    if (rc < 0)
+        return rc;
+    int64_t v = 0;
+    if ((rc = read_identity(&r, &v)) == QS_OK) {
+        *version = (int)v;
+        *quant = H5Lexists(r.file, "quant", H5P_DEFAULT) > 0 && member_type(r.file, "quant") == H5I_GROUP;
+    }
     H5Fclose(r.file);
     return rc;
 }

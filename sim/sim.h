@@ -156,12 +156,18 @@ typedef struct {
 typedef struct qs_engine qs_engine_t;
 /* Called after node i computed its output y (count samples, node's shape);
  * may modify y in place (how the fake-quant engine quantizes activations).
- * Runs on worker threads: sample0 is the index of y's first sample in the batch. */
+ * Runs on worker threads (thread: 0 .. pool threads - 1): sample0 is the
+ * index of y's first sample in the batch given to qs_engine_forward. */
 typedef int (*qs_engine_hook_fn)(void *ctx, int node, qs_tensor_t *y, int64_t sample0, int thread);
 
 int qs_engine_create(const qs_graph_t *g, const qs_engine_opts_t *opts, qs_engine_t **out);
 void qs_engine_free(qs_engine_t *e);
+/* The hook sees every node's output (fn NULL: no hook). */
 void qs_engine_set_hook(qs_engine_t *e, qs_engine_hook_fn fn, void *ctx);
+/* The hook sees the outputs of the nodes i with nodes[i] (g->nnodes flags;
+ * NULL: all); the other nodes keep their fusion, so a hook on a few nodes
+ * costs only what it does. */
+int qs_engine_set_hook_at(qs_engine_t *e, qs_engine_hook_fn fn, void *ctx, const bool *nodes);
 /* x: [N, C, H, W] float32. *out: [N, num_classes], owned by the engine until
  * the next forward or free. Each sample's result does not depend on N or on
  * the pool. */
@@ -175,6 +181,311 @@ typedef struct {
 /* Evaluates g on d in batches; progress reports once per batch. */
 int qs_eval(const qs_graph_t *g, const qs_dataset_t *d, const qs_engine_opts_t *opts, int64_t batch,
             qs_progress_cb_t *progress, qs_eval_t *out);
+
+/* ---- network quantization (docs/quantization.md) ---------------------------------------------- */
+
+/* A network's quantization (DESIGN, "Contracts"): a quantizer for the weights
+ * of every conv2d/linear, one for the activations at every quantization
+ * point, one for biases (rounded at s_w·s_x), with per-layer overrides. */
+typedef enum { QS_QT_WEIGHTS = 0, QS_QT_ACTS, QS_QT_BIAS, QS_QT_COUNT } qs_qtarget_t;
+const char *qs_qtarget_name(qs_qtarget_t t); /* "weights", "acts", "bias" */
+
+#define QS_QCONFIG_MAX_OVERRIDES 64
+#define QS_QSPEC_MAX 256
+typedef struct {
+    char layer[QS_NAME_MAX]; /* a node name, or "first"/"last": the first/last conv2d or linear */
+    qs_qtarget_t what;
+    bool on;                 /* false: left in float */
+    char spec[QS_QSPEC_MAX]; /* words applied on top of the network's quantizer for `what` */
+} qs_qoverride_t;
+
+typedef struct {
+    bool on[QS_QT_COUNT];           /* false: that kind of tensor stays float */
+    qs_quantizer_t q[QS_QT_COUNT];
+    int noverrides;                 /* applied in order; a later one wins */
+    qs_qoverride_t ov[QS_QCONFIG_MAX_OVERRIDES];
+} qs_qconfig_t;
+
+/* The w8a8 preset (docs/quantization.md, "Presets"). */
+void qs_qconfig_default(qs_qconfig_t *c);
+/* "w8a8", "w4a8", "wNaM" (N, M in 1..16; "wNaf"/"wfaM" leave one side in
+ * float), "float": sets weights, acts and bias, clears overrides. */
+int qs_qconfig_preset(qs_qconfig_t *c, const char *name, const char *what);
+/* spec words on top of the current quantizer of t, or "float". */
+int qs_qconfig_set(qs_qconfig_t *c, qs_qtarget_t t, const char *spec, const char *what);
+/* "NAME:weights=SPEC", "NAME:acts=SPEC", "NAME:bias=SPEC", "NAME:float"
+ * (weights and acts in float), "NAME:wNaM" (a preset's bit widths for that
+ * layer's weights and acts). Checked against a graph only by qs_qnet_create. */
+int qs_qconfig_override(qs_qconfig_t *c, const char *arg, const char *what);
+/* One line per target and override, for reports and provenance. */
+char *qs_qconfig_str(const qs_qconfig_t *c, char *buf, size_t n);
+
+/* The quantization of one node of the folded graph. */
+typedef struct {
+    /* weights: conv2d/linear */
+    bool wq;
+    qs_quantizer_t wquant;
+    qs_qparams_t *wp;     /* after qs_qnet_create */
+    qs_tensor_t *wcodes;  /* I32, the weight's shape */
+    qs_qstats_t wstats;   /* the weight's quantization error */
+    /* bias: conv2d/linear with a bias whose input is quantized per tensor */
+    bool bq;
+    qs_quantizer_t bquant;
+    qs_tensor_t *bcodes;  /* I32 [O], after calibration */
+    qs_tensor_t *bscale;  /* F32 [O]: fl32(s_w[o] · s_x) */
+    /* activations: this node's output */
+    int point;            /* the node whose output quantization covers this one: itself for a
+                           * quantization point, the end of its chain for a conv/linear/add
+                           * whose activation follows, -1 when none (flatten of ..., softmax) */
+    bool aq;              /* a quantization point with a quantizer */
+    int ashare;           /* the point whose parameters it reuses (maxpool, flatten/reshape), or -1 */
+    qs_quantizer_t aquant;
+    qs_qparams_t *ap;     /* after calibration */
+} qs_qlayer_t;
+
+typedef struct {
+    char source[256];     /* the calibration dataset */
+    int64_t images, batch;
+    uint64_t seed;
+} qs_calib_info_t;
+
+typedef struct {
+    qs_graph_t *g;        /* the BN-folded float graph every parameter refers to */
+    int folded;           /* batchnorms folded */
+    qs_qconfig_t cfg;
+    qs_qlayer_t *layer;   /* g->nnodes entries */
+    bool calibrated;
+    qs_calib_info_t calib;
+} qs_qnet_t;
+
+/* Folds BN, resolves the configuration against the graph (unknown layer
+ * names and weights overrides on nodes without weights are errors listing
+ * the layers), finds the quantization points and quantizes the weights. */
+int qs_qnet_create(const qs_graph_t *g, const qs_qconfig_t *cfg, qs_qnet_t **out);
+void qs_qnet_free(qs_qnet_t *q);
+int qs_qnet_first_layer(const qs_graph_t *g); /* the first conv2d/linear node, or -1 */
+int qs_qnet_last_layer(const qs_graph_t *g);
+
+typedef struct {
+    int64_t images;       /* default 1000 */
+    int64_t batch;        /* default 256 */
+    uint64_t seed;        /* the subset of the training split, default 1 */
+    qs_pool_t *pool;
+    bool reference;       /* run the BLAS-free engine path (exact, slow) */
+} qs_calib_opts_t;
+void qs_calib_opts_default(qs_calib_opts_t *o);
+/* Activation ranges over o->images images of d (a seeded subset), batch by
+ * batch, with the weights fake-quantized and activations in float; then
+ * the biases. d should be a training split: the caller says which. */
+int qs_qnet_calibrate(qs_qnet_t *q, const qs_dataset_t *d, const qs_calib_opts_t *o, qs_progress_cb_t *progress);
+
+/* The fake-quant engine: the float engine on the folded graph with
+ * fake-quantized weights and biases, and a hook that quantizes activations
+ * at the quantization points. sel (NULL: everything) turns weights/bias and
+ * activation quantization on per node. */
+typedef struct {
+    const bool *weights; /* per node: quantize this layer's weights and bias (NULL: all) */
+    const bool *acts;    /* per node: quantize this quantization point (NULL: all) */
+} qs_qselect_t;
+typedef struct qs_fake qs_fake_t;
+int qs_fake_create(const qs_qnet_t *q, const qs_engine_opts_t *opts, const qs_qselect_t *sel, qs_fake_t **out);
+void qs_fake_free(qs_fake_t *f);
+/* As qs_engine_forward. With stats on, per-point quantization statistics
+ * accumulate (qs_fake_stats). Stochastic activation rounding draws its bits
+ * from (node, image index, element): index0 is the index of x's first image
+ * in the dataset, so an image gets the same bits whatever the batching
+ * (qs_fake_forward: index0 = 0). */
+int qs_fake_forward(qs_fake_t *f, const qs_tensor_t *x, const qs_tensor_t **out);
+int qs_fake_forward_at(qs_fake_t *f, const qs_tensor_t *x, int64_t index0, const qs_tensor_t **out);
+void qs_fake_collect_stats(qs_fake_t *f, bool on);
+/* Statistics of node i's activation quantization since the last reset (count 0 if none). */
+const qs_qstats_t *qs_fake_stats(const qs_fake_t *f, int node);
+void qs_fake_reset_stats(qs_fake_t *f);
+
+typedef struct {
+    int64_t images;
+    double top1, top5;      /* the quantized network */
+    double float_top1;      /* the float model, same images */
+    double agreement;       /* fraction of images whose top-1 class equals the float model's */
+    double logit_sqnr_db;   /* 10 log10(Σ float logits² / Σ (float − quantized)²) */
+    double seconds, img_s;  /* the quantized network's forward passes */
+    qs_qstats_t *act;       /* per node (g->nnodes): activation quantization statistics, count 0 where none */
+} qs_qeval_t;
+/* Evaluates the quantized network (and the float folded graph for agreement
+ * and logit SQNR) on d. */
+int qs_qeval(const qs_qnet_t *q, const qs_dataset_t *d, const qs_engine_opts_t *opts, const qs_qselect_t *sel,
+             int64_t batch, qs_progress_cb_t *progress, qs_qeval_t *out);
+void qs_qeval_free(qs_qeval_t *r);
+
+/* Quantized-model files (docs/model-format.md, format version 2): the folded
+ * graph plus every calibrated quantizer. qs_model_load reads such a file as
+ * its (folded) float model. */
+int qs_qnet_save(const qs_qnet_t *q, const char *path);
+int qs_qnet_load(const char *path, qs_qnet_t **out);
+/* 1 when path holds a quantized model, 0 for a float model, < 0 on error. */
+int qs_model_is_quantized(const char *path);
+
+/* ---- sensitivity (sim/sensitivity.c) -------------------------------------------------------- */
+
+/* Which parts of a quantized network cost accuracy (docs/sensitivity.md).
+ * A unit is what a selection (qs_qselect_t) turns on and off together:
+ *  - every conv2d/linear node: its weights and bias (weights[node]) and the
+ *    activation point at the end of its chain (acts[q->layer[node].point]);
+ *  - every other quantization point (point == i, ashare < 0) that is no
+ *    layer's: the network input, an add/concat (named by the add, the point
+ *    being the end of its chain: the relu after it), an avgpool, a gap, ...
+ * Maxpool/flatten/reshape keep their source's grid and are no units.
+ * Units are listed in the order of their node. */
+typedef struct {
+    int node;        /* the conv2d/linear, or the first node of the point's chain (input, add, gap, ...) */
+    int point;       /* its activation quantization point */
+    bool weights;    /* q quantizes this layer's weights (the bias goes with them) */
+    bool bias;       /* ... and its bias at s_w·s_x */
+    bool acts;       /* q quantizes the point (calibrated) */
+} qs_sens_unit_t;
+
+/* The units of q into units (room for q->g->nnodes); returns their count
+ * or a negative status. */
+int qs_sens_units(const qs_qnet_t *q, qs_sens_unit_t *units);
+/* The selection of a unit: all_but false, "only": u quantized, everything
+ * else float; all_but true: everything but u. u NULL: nothing (the float
+ * network) or, with all_but, everything. weights and acts: g->nnodes flags,
+ * for qs_qselect_t. */
+void qs_sens_select(const qs_qnet_t *q, const qs_sens_unit_t *u, bool all_but, bool *weights, bool *acts);
+
+typedef struct {
+    int64_t correct;      /* images whose label is the top-1 class (qs_qeval's rule) */
+    int64_t agree;        /* images whose top-1 class equals the float model's */
+    double top1;          /* correct / images */
+    double agreement;     /* agree / images */
+    double logit_sqnr_db; /* 10 log10(Σ float logits² / Σ (float − this)²), +inf when equal */
+} qs_sens_run_t;
+
+typedef struct {
+    qs_sens_unit_t u;
+    qs_sens_run_t only;    /* this unit quantized, everything else float */
+    qs_sens_run_t all_but; /* everything quantized but this unit */
+    double only_drop;      /* float top1 − only.top1 (points are 100×) */
+    double all_but_gain;   /* all_but.top1 − all.top1 */
+    bool evaluated;        /* false: nothing of the unit is quantized, its runs are the baselines */
+} qs_sens_row_t;
+
+typedef struct {
+    int64_t images;
+    qs_sens_run_t fp;      /* the float (folded) model: agreement 1, SQNR +inf */
+    qs_sens_run_t all;     /* everything quantized (qs_qeval with no selection) */
+    int nrows;
+    qs_sens_row_t *row;    /* one per unit, in node order */
+    int *order;            /* row indices by only_drop, largest first; ties in node order */
+    int runs;              /* fake-quant passes over the data (2 per evaluated unit + 1) */
+    double seconds;
+} qs_sensitivity_t;
+
+/* Evaluates q (calibrated) on d: the float model once (its logits kept),
+ * everything quantized, and each unit "only" and "all but", each with
+ * qs_fake_create/qs_fake_forward_at on the one calibration of q. Every run
+ * equals qs_qeval with the same selection, bit for bit, and nothing depends
+ * on the pool. batch <= 0: 256. Progress: task "sensitivity", done/total
+ * units, detail the unit's node name. */
+int qs_sensitivity(const qs_qnet_t *q, const qs_dataset_t *d, const qs_engine_opts_t *opts, int64_t batch,
+                   qs_progress_cb_t *progress, qs_sensitivity_t **out);
+void qs_sensitivity_free(qs_sensitivity_t *s);
+
+/* ---- statistics (sim/stats.c) ---------------------------------------------------------------- */
+
+/* What researchers look at before quantizing (docs/statistics.md): per
+ * tensor the range, the moments, the tails and a histogram, and per channel
+ * the ranges (Nagel et al. 2019, "Data-free quantization through weight
+ * equalization and bias correction", Fig. 2). Definitions:
+ *  - NaN and ±Inf values are counted in nonfinite and left out of every
+ *    other figure; masked (pruned) weights are left out of all of them.
+ *  - min, max: zeros reported as +0 (so that no figure depends on order).
+ *  - mean, std: population (divide by count), in double; the mean first,
+ *    then central moments, then outliers (three passes).
+ *  - kurtosis: Pearson's, m4 / m2² with central moments m_k (3 for a
+ *    Gaussian, not the excess); NaN when m2 = 0 (a constant tensor).
+ *  - outliers: values with |x − mean| > outlier_k · std (k = 6 by default).
+ *  - histogram: nbins bins over [min, max]: x goes to bin
+ *    min(nbins − 1, floor((x − min) · (nbins / (max − min)))) in double;
+ *    every value in bin 0 when max = min.
+ *  - per channel (the output channel of a weight, C or F of an activation):
+ *    ch_min, ch_max (NaN for a channel without values); range_spread =
+ *    max over channels of (ch_max − ch_min) / min over channels of the same:
+ *    1 when every channel has range 0, +inf when some (zero_range_channels
+ *    of them) have range 0 and others not, NaN without channels. */
+#define QS_STATS_BINS 256
+#define QS_STATS_OUTLIER_K 6.0
+
+typedef struct {
+    int64_t count;      /* values that enter the figures */
+    int64_t nonfinite;  /* NaN/±Inf values left out */
+    double min, max;    /* NaN when count = 0 */
+    double mean, std;   /* population std */
+    double kurtosis;    /* Pearson m4/m2² */
+    int64_t outliers;   /* |x − mean| > outlier_k · std */
+    int nbins;
+    int64_t *hist;      /* nbins counts over [min, max] */
+    int64_t channels;   /* 0: no per-channel figures */
+    float *ch_min, *ch_max;
+    int64_t zero_range_channels;
+    double range_spread;
+} qs_tstats_t;
+
+typedef struct {
+    int64_t images;     /* activation statistics over this many images of a seeded subset (default 1000;
+                         * the whole dataset when it has fewer) */
+    int64_t batch;      /* images per forward pass (default 256) */
+    uint64_t seed;      /* the subset (default 1) */
+    int nbins;          /* histogram bins (default QS_STATS_BINS) */
+    double outlier_k;   /* default QS_STATS_OUTLIER_K */
+    qs_pool_t *pool;    /* NULL: one thread; the results do not depend on it */
+} qs_stats_opts_t;
+void qs_stats_opts_default(qs_stats_opts_t *o);
+
+/* Statistics of t (F32, any shape) with channels along axis (-1: none);
+ * mask (NULL, or t's shape: 0 leaves a value out). out is owned by the
+ * caller: release with qs_tstats_clear. o NULL: defaults. */
+int qs_tstats_tensor(const qs_tensor_t *t, const qs_tensor_t *mask, int axis, const qs_stats_opts_t *o,
+                     qs_tstats_t *out);
+void qs_tstats_clear(qs_tstats_t *s); /* frees the arrays and zeroes *s */
+
+typedef struct {
+    char name[QS_NAME_MAX];
+    qs_op_t op;
+    bool has_weight;       /* conv2d/linear */
+    int wndim;
+    int64_t wshape[QS_MAX_DIMS];
+    qs_tstats_t weight;    /* channels: the output channels */
+    int andim;             /* per-sample output shape */
+    int64_t ashape[3];
+    qs_tstats_t act;       /* the node's output over the images (count 0 without data); channels: C or F */
+} qs_node_stats_t;
+
+typedef struct {
+    char model[QS_NAME_MAX];
+    char source[256];      /* the dataset, "" without activation statistics */
+    int64_t images;        /* 0: weights only */
+    uint64_t seed;
+    int nbins;
+    double outlier_k;
+    int folded;            /* batchnorms folded before, as the caller says (-1: unknown) */
+    int nnodes;
+    qs_node_stats_t *node; /* one per node of the graph, in its order */
+} qs_model_stats_t;
+
+/* Weight statistics of every conv2d/linear of g (as given: fold BN first
+ * for what gets quantized) and, when d is not NULL, activation statistics
+ * at every node's output (the input included) over o->images images of a
+ * seeded subset of d (a training split, as for calibration), with the
+ * float engine. Bitwise the same for any pool and batch. Progress: task
+ * "stats", done/total counting images over the three passes. */
+int qs_stats_model(const qs_graph_t *g, const qs_dataset_t *d, const qs_stats_opts_t *o, qs_progress_cb_t *progress,
+                   qs_model_stats_t **out);
+void qs_model_stats_free(qs_model_stats_t *s);
+/* HDF5 (written aside, then renamed; layout in docs/statistics.md):
+ * /weights/NODE and /acts/NODE groups with hist, edges, channel_min,
+ * channel_max and the figures as attributes. */
+int qs_stats_save_h5(const qs_model_stats_t *s, const char *path);
 
 /* ---- the model zoo ---------------------------------------------------------------------------- */
 

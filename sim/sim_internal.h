@@ -122,4 +122,44 @@ int qs_sim_sgd_step(qs_sim_trainer_t *t, const qs_sim_sgd_t *s);
 /* The weight-decay group rule: wd for a node's weight/bias/gamma/beta. */
 double qs_sim_wd_for(const qs_node_t *n, int which, const qs_sim_sgd_t *s); /* which: 0 w, 1 b, 2 gamma, 3 beta */
 
+/* ---- engine.c ---- */
+/* The rank of label among ncls logits (docs/engine.md, "Evaluation"): 0 is top-1. */
+int64_t qs_sim_rank(const float *logits, int ncls, int label);
+/* What an evaluation of g on d needs: images, g's input shape, labels in
+ * [0, num_classes); errors name the dataset and the image. */
+int qs_sim_check_eval_data(const qs_graph_t *g, const qs_dataset_t *d);
+
+/* ---- qnet.c, fake.c: network quantization ---- */
+/* The weight of n as the weight quantizer q sees it, over data of dtype:
+ * conv weights are [O, I·kh·kw] for gran=group along the last axis (groups
+ * run along the reduction dimension K), else the weight's own shape. */
+qs_tensor_t qs_sim_weight_view(const qs_node_t *n, const qs_quantizer_t *q, void *data, qs_dtype_t dtype);
+/* Sets point and ashare of every node of g (docs/quantization.md,
+ * "Quantization points"); everything else in L is left alone. */
+void qs_sim_find_points(const qs_graph_t *g, qs_qlayer_t *L);
+/* q, with a channel axis of one sample moved to axis 1 of a [n, ...] batch. */
+void qs_sim_act_batch_quantizer(const qs_quantizer_t *q, qs_quantizer_t *out);
+/* The quantization point feeding node i's first input (sharing resolved),
+ * when it is quantized and calibrated; else -1. */
+int qs_sim_input_point(const qs_qnet_t *q, int i);
+/* A clone of q->g with the weights of the nodes selected by wsel (NULL: all)
+ * replaced by their fake-quantized values, and, with bias, the quantized
+ * biases. */
+int qs_sim_fake_graph(const qs_qnet_t *q, const bool *wsel, bool bias, qs_graph_t **out);
+
+/* ---- model.c: the model file's pieces that the quantized model (qmodel.c) builds on ---- */
+#include <hdf5.h>
+/* More content in an open model file: called after the graph g is written
+ * (before the file is closed, flushed and renamed) or read. */
+typedef int (*qs_sim_model_extra_fn)(void *ctx, hid_t file, const char *path, const qs_graph_t *g);
+/* qs_model_save writing format_version `version`, then extra (may be NULL). */
+int qs_sim_model_write(const qs_graph_t *g, const char *path, int version, qs_sim_model_extra_fn extra, void *ctx);
+/* qs_model_load; *version (may be NULL) gets format_version; then extra (may be NULL). */
+int qs_sim_model_read(const char *path, qs_graph_t **out, int *version, qs_sim_model_extra_fn extra, void *ctx);
+/* Opens path and reads only what the file is (the loader's checks and
+ * messages): its format_version, and whether a root group quant exists. */
+int qs_sim_model_probe(const char *path, int *version, bool *quant);
+/* The innermost message of HDF5's error stack (call right after the failing call). */
+const char *qs_sim_h5_detail(char buf[200]);
+
 #endif

@@ -424,5 +424,348 @@ for m in "${srcdir:-.}"/models/*.h5; do
     ok "quasar info $(basename "$m") and --json"
 done
 
+# ---- info --stats (sim/stats.c, docs/statistics.md) -----------------------------------
+q 0 "help info --stats" help info
+out_has "--stats" "help info"; out_has "--hist-out FILE.h5" "help info"; out_has "--no-fold" "help info"
+q 2 "--data without --stats" info a.h5 --data fmnist:train
+err_has "info: --data applies only with --stats" "--data without --stats"
+q 2 "--no-fold without --stats" info a.h5 --no-fold
+err_has "--no-fold applies only with --stats" "--no-fold without --stats"
+q 2 "--images 0" info a.h5 --stats --images 0
+err_has "--images" "--images 0"
+q 2 "--threads 0" info a.h5 --stats --threads 0
+err_has "--threads" "--threads 0"
+q 2 "--outlier-k abc" info a.h5 --stats --outlier-k abc
+err_has "--outlier-k" "--outlier-k abc"
+ok "info --stats usage errors exit 2"
+
+STATS_MODEL="${srcdir:-.}/models/fmnist-dwsep.h5"
+if [ -f "$STATS_MODEL" ]; then
+    # 6 float32 images 1x28x28 with pixels in [0, 1] (0 and 1 included) and int32 labels
+    awk 'BEGIN { for (i = 0; i < 6; i++) for (k = 0; k < 784; k++) printf "%g ", ((i * 31 + k * 7) % 256) / 255; print "" }' >"$TMP/simg.txt"
+    SDATA=$TMP/sdata.h5
+    mk "$SDATA" /images "6 1 28 28" "$(cat "$TMP/simg.txt")"
+    mk "$SDATA" /labels "6" "0 1 2 3 4 5" IN 32
+    mk "$TMP/sbad.h5" /images "2 1 4 4" "$(awk 'BEGIN { for (k = 0; k < 32; k++) printf "0.5 "; print "" }')"
+    mk "$TMP/sbad.h5" /labels "2" "0 1" IN 32
+
+    q 0 "info --stats" info "$STATS_MODEL" --stats --data "$SDATA" --images 4 --threads 1
+    out_has "parameters" "info --stats keeps the model table"
+    out_has "the BN-folded graph (7 batchnorms folded)" "info --stats"
+    out_has "activations over 4 images of $SDATA" "info --stats"
+    out_has "ch.spread" "info --stats"; out_has "kurtosis" "info --stats"
+    grep -q '^  stem  *16x1x3x3 ' "$OUT" || fail "info --stats: a weights row for stem"
+    # the input row: (0 - 0.286) / 0.353 and (1 - 0.286) / 0.353
+    grep -q '^   0  input  *-0\.8102  *2\.023 ' "$OUT" || fail "info --stats: the input's min and max"
+    sed -n '/^activations$/,$p' "$OUT" | grep -q ' stem\.bn ' && fail "info --stats: no batchnorm rows after folding"
+    q 0 "info --stats --no-fold" info "$STATS_MODEL" --stats --no-fold --data "$SDATA" --images 4
+    out_has "the model as stored (--no-fold)" "--no-fold"
+    sed -n '/^activations$/,$p' "$OUT" | grep -q '^  *2  stem\.bn  ' || fail "--no-fold: the batchnorm's activations"
+    ok "quasar info --stats: weight and activation tables, folded or not"
+
+    q 0 "info --stats --json, 1 thread" info "$STATS_MODEL" --stats --json --data "$SDATA" --images 5 --threads 1 --seed 3
+    out_has '"stats": {"graph": "folded", "folded": 7' "--json stats"
+    out_has '"weights": {"stem": {"shape": [16, 1, 3, 3], "count": 144' "--json stats weights"
+    out_has '"acts": {"input": {"shape": [1, 28, 28], "count": 3920' "--json stats acts"
+    out_has '"images": 5, "seed": 3' "--json stats images and seed"
+    sed 's/"threads": [0-9]*//; s/"seconds": [^,]*//' "$OUT" >"$TMP/s1.json"
+    q 0 "info --stats --json, 2 threads" info "$STATS_MODEL" --stats --json --data "$SDATA" --images 5 --threads 2 --seed 3
+    sed 's/"threads": [0-9]*//; s/"seconds": [^,]*//' "$OUT" >"$TMP/s2.json"
+    cmp -s "$TMP/s1.json" "$TMP/s2.json" || fail "info --stats: 1 and 2 threads give different figures"
+    q 0 "info --stats --json, another seed" info "$STATS_MODEL" --stats --json --data "$SDATA" --images 5 --threads 2 --seed 4
+    sed 's/"threads": [0-9]*//; s/"seconds": [^,]*//' "$OUT" >"$TMP/s3.json"
+    cmp -s "$TMP/s1.json" "$TMP/s3.json" && fail "info --stats: another seed, another subset"
+    ok "quasar info --stats --json: keys per layer, the same for 1 and 2 threads"
+
+    q 0 "info --stats --hist-out" info "$STATS_MODEL" --stats --data "$SDATA" --images 6 --bins 32 --hist-out "$TMP/hist.h5"
+    out_has "histograms (32 bins) written to $TMP/hist.h5" "--hist-out"
+    [ -f "$TMP/hist.h5" ] || fail "--hist-out: no file"
+    check_dims "$TMP/hist.h5" /weights/b1.dw/hist "( 32 )" "--hist-out"
+    check_dims "$TMP/hist.h5" /weights/b1.dw/edges "( 33 )" "--hist-out"
+    check_dims "$TMP/hist.h5" /weights/b3.pw/channel_max "( 128 )" "--hist-out"
+    check_dims "$TMP/hist.h5" /acts/fc/channel_min "( 10 )" "--hist-out"
+    if [ -n "$H5DUMP" ]; then
+        # every value of the 6 images is in the input's histogram
+        total=$(values "$TMP/hist.h5" /acts/input/hist | tr ',' '\n' | awk '{ s += $1 } END { print s }')
+        [ "$total" = 4704 ] || fail "--hist-out: the input histogram holds $total values, expected 6 x 784"
+    fi
+    q 1 "--hist-out into a missing folder" info "$STATS_MODEL" --stats --data "$SDATA" --images 2 --hist-out "$TMP/no/such/h.h5"
+    err_prefixed "--hist-out into a missing folder"; err_has "$TMP/no/such/h.h5" "--hist-out into a missing folder"
+    ok "quasar info --stats --hist-out writes the HDF5 histograms"
+
+    q 1 "info --stats on images of the wrong shape" info "$STATS_MODEL" --stats --data "$TMP/sbad.h5"
+    err_has "has 1x4x4 images but model 'fmnist-dwsep' takes 1x28x28" "wrong image shape"
+    q 1 "info --stats on a missing dataset" info "$STATS_MODEL" --stats --data "$TMP/none.h5"
+    err_prefixed "missing dataset"
+    ok "quasar info --stats: bad datasets exit 1 with the reason"
+else
+    echo "# $STATS_MODEL not found: skipping the info --stats runs"
+fi
+
+# ---- sensitivity (sim/sensitivity.c, docs/sensitivity.md) -----------------------------
+q 0 "help sensitivity" help sensitivity
+out_has "Usage: quasar sensitivity MODEL.h5" "help sensitivity"; out_has "all but" "help sensitivity"
+out_has "--calib-images N" "help sensitivity"
+q 0 "--help lists sensitivity" --help
+out_has "sensitivity" "--help lists sensitivity"
+q 2 "sensitivity without a model" sensitivity
+err_has "sensitivity: expected MODEL.h5" "sensitivity without a model"
+q 2 "sensitivity with two models" sensitivity a.h5 b.h5
+err_has "unexpected argument 'b.h5'" "sensitivity with two models"
+q 2 "unknown sensitivity option" sensitivity a.h5 --frobnicate
+err_has "sensitivity: unknown option '--frobnicate'" "unknown sensitivity option"
+q 2 "sensitivity --limit 0" sensitivity a.h5 --limit 0
+err_has "--limit" "sensitivity --limit 0"
+q 2 "sensitivity --threads 0" sensitivity a.h5 --threads 0
+err_has "--threads" "sensitivity --threads 0"
+q 2 "sensitivity --preset twice" sensitivity a.h5 --preset w4a4 --preset w8a8
+err_has "--preset given twice" "sensitivity --preset twice"
+q 1 "sensitivity on a missing model" sensitivity "$TMP/nope.h5" --data "$TMP/nope-data.h5"
+err_prefixed "sensitivity on a missing model"
+ok "quasar sensitivity: help and usage errors"
+
+SENS_MODEL="${srcdir:-.}/models/fmnist-dwsep.h5"
+if [ -f "$SENS_MODEL" ]; then
+    # 24 float32 images 1x28x28 with pixels in [0, 1] and labels 0..9: evaluation and calibration data
+    awk 'BEGIN { for (i = 0; i < 24; i++) for (k = 0; k < 784; k++) printf "%g ", ((i * 37 + k * (i % 5 + 3)) % 256) / 255; print "" }' >"$TMP/senimg.txt"
+    SENDATA=$TMP/sendata.h5
+    mk "$SENDATA" /images "24 1 28 28" "$(cat "$TMP/senimg.txt")"
+    mk "$SENDATA" /labels "24" "$(awk 'BEGIN { for (i = 0; i < 24; i++) printf "%d ", i % 10; print "" }')" IN 32
+    mk "$TMP/senbad.h5" /images "2 1 4 4" "$(awk 'BEGIN { for (k = 0; k < 32; k++) printf "0.5 "; print "" }')"
+    mk "$TMP/senbad.h5" /labels "2" "0 1" IN 32
+    SENS="$SENS_MODEL --data $SENDATA --calib-data $SENDATA --calib-images 24 --preset w4a4"
+
+    q 0 "sensitivity" sensitivity $SENS --threads 1 --limit 20
+    out_has "data        $SENDATA (the first 20 of 24 images)" "sensitivity"
+    out_has "calibration $SENDATA, 24 images (seed 1)" "sensitivity"
+    out_has "float       top-1 " "sensitivity"; out_has "quantized   top-1 " "sensitivity"
+    out_has "units       10, 21 fake-quant runs of 20 images" "sensitivity"
+    out_has "only this unit quantized" "sensitivity"; out_has "all but this unit" "sensitivity"
+    grep -q '^ *[0-9]*  stem  *conv2d  *w+a  *stem\.relu6  *|' "$OUT" || fail "sensitivity: the stem row"
+    grep -q '^ *[0-9]*  input  *input  *a  *input  *|' "$OUT" || fail "sensitivity: the input row"
+    grep -q '^ *[0-9]*  gap  *gap  *a  *gap  *|' "$OUT" || fail "sensitivity: the gap row"
+    [ "$(grep -c '^ *[0-9][0-9]*  [a-z0-9.]*  .* | ' "$OUT")" = 10 ] || fail "sensitivity: 10 unit rows"
+    grep -q '^   1  ' "$OUT" && grep -q '^  10  ' "$OUT" || fail "sensitivity: ranks 1 to 10"
+    ok "quasar sensitivity: a table of the 10 units of fmnist-dwsep"
+
+    q 0 "sensitivity --json, 1 thread" sensitivity $SENS --json --threads 1 --batch 7
+    out_has '"units": [{"rank": 1, "name": ' "sensitivity --json"
+    out_has '"runs": 21' "sensitivity --json"
+    [ -n "$(json float_top1)" ] && [ -n "$(json logit_sqnr_db)" ] && [ -n "$(json only_drop)" ] || fail "sensitivity --json keys"
+    out_has '"name": "input", "op": "input", "point": "input", "unit": "a", "weights": false, "bias": false, "acts": true' "sensitivity --json"
+    out_has '"name": "stem", "op": "conv2d", "point": "stem.relu6", "unit": "w+a", "weights": true, "bias": true' "sensitivity --json"
+    sed 's/"threads": [0-9]*//; s/"seconds": [^,]*//' "$OUT" >"$TMP/sen1.json"
+    q 0 "sensitivity --json, 2 threads" sensitivity $SENS --json --threads 2 --batch 24
+    sed 's/"threads": [0-9]*//; s/"seconds": [^,]*//' "$OUT" >"$TMP/sen2.json"
+    cmp -s "$TMP/sen1.json" "$TMP/sen2.json" || fail "sensitivity: 1 and 2 threads (and other batches) differ"
+    ok "quasar sensitivity --json: the same for 1 and 2 threads"
+
+    q 0 "sensitivity with a float layer" sensitivity $SENS --layer fc:float --limit 8
+    grep -q '^ *[0-9]*  fc  *linear  *float  *fc  *|' "$OUT" || fail "sensitivity: fc:float gives a float unit"
+    out_has "units       10, 19 fake-quant runs of 8 images" "sensitivity with a float layer"
+    ok "quasar sensitivity: a unit left in float is listed, not run"
+
+    # a quantized-model file: its calibration as it is, the same units and figures
+    q 0 "quantize-model for sensitivity" quantize-model "$SENS_MODEL" -o "$TMP/senq.h5" --calib-data "$SENDATA" --calib-images 24 --preset w4a4
+    q 0 "sensitivity QMODEL --json" sensitivity "$TMP/senq.h5" --data "$SENDATA" --json --threads 2
+    sed -n 's/.*"units": //p' "$OUT" >"$TMP/senq.units"
+    sed -n 's/.*"units": //p' "$TMP/sen1.json" >"$TMP/sen1.units"
+    [ -s "$TMP/senq.units" ] && cmp -s "$TMP/senq.units" "$TMP/sen1.units" || fail "sensitivity: a quantized model gives other figures than its float model with the same options"
+    q 1 "sensitivity QMODEL with quantization options" sensitivity "$TMP/senq.h5" --data "$SENDATA" --preset w8a8
+    err_has "is a quantized model" "sensitivity QMODEL with quantization options"
+    ok "quasar sensitivity on a quantized-model file"
+
+    q 1 "sensitivity on images of the wrong shape" sensitivity "$SENS_MODEL" --data "$TMP/senbad.h5" --calib-data "$SENDATA" --calib-images 8
+    err_has "sensitivity: dataset '$TMP/senbad.h5' has 1x4x4 images but model 'fmnist-dwsep' takes 1x28x28" "wrong image shape"
+    q 1 "sensitivity with a bad override" sensitivity "$SENS_MODEL" --data "$SENDATA" --layer conv9:float
+    err_has "'conv9' is not a layer of the model" "sensitivity with a bad override"
+    ok "quasar sensitivity: bad data and configuration exit 1 with the reason"
+else
+    echo "# $SENS_MODEL not found: skipping the sensitivity runs"
+fi
+
+# ---- quantize-model and quantized-model files (sim/qmodel.c, docs/model-format.md) ------
+q 0 "help quantize-model" help quantize-model
+out_has "Usage: quasar quantize-model MODEL.h5 -o QMODEL.h5" "help quantize-model"
+out_has "--calib-images" "help quantize-model"; out_has "--layers" "help quantize-model"
+q 0 "--help lists quantize-model" --help
+out_has "quantize-model" "--help lists quantize-model"
+q 2 "quantize-model without arguments" quantize-model
+err_has "quasar: quantize-model: expected MODEL.h5" "quantize-model without arguments"
+q 2 "quantize-model without -o" quantize-model a.h5
+err_has "quantize-model: expected -o QMODEL.h5" "quantize-model without -o"
+q 2 "quantize-model with two models" quantize-model a.h5 b.h5 -o c.h5
+err_has "unexpected argument 'b.h5'" "quantize-model with two models"
+q 2 "quantize-model -o twice" quantize-model a.h5 -o b.h5 -o c.h5
+err_has "-o/--output given twice" "quantize-model -o twice"
+q 2 "unknown quantize-model option" quantize-model a.h5 -o b.h5 --frobnicate
+err_has "quantize-model: unknown option '--frobnicate'" "unknown quantize-model option"
+q 2 "quantize-model onto its input" quantize-model a.h5 -o a.h5
+err_has "the output 'a.h5' is the input model" "quantize-model onto its input"
+q 2 "quantize-model with a bad preset" quantize-model a.h5 -o b.h5 --preset w99a8
+err_has "--preset: unknown preset 'w99a8'" "quantize-model with a bad preset"
+q 2 "quantize-model with a bad spec" quantize-model a.h5 -o b.h5 --weights bitz=4
+err_has "unknown key 'bitz'" "quantize-model with a bad spec"
+q 2 "quantize-model --threads 0" quantize-model a.h5 -o b.h5 --threads 0
+err_has "--threads" "quantize-model --threads 0"
+q 1 "quantize-model on a missing model" quantize-model "$TMP/nope.h5" -o "$TMP/nope-q.h5"
+err_has "cannot open model '$TMP/nope.h5'" "quantize-model on a missing model"
+[ -e "$TMP/nope-q.h5" ] && fail "quantize-model on a missing model: an output was written"
+ok "quasar quantize-model: help, usage errors (exit 2) and a missing model (exit 1)"
+
+QM_MODEL="${srcdir:-.}/models/fmnist-dwsep.h5"
+if [ -f "$QM_MODEL" ]; then
+    # 32 float32 images 1x28x28 (pixels in [0, 1]) and labels: calibration and evaluation data
+    awk 'BEGIN { for (i = 0; i < 32; i++) for (k = 0; k < 784; k++) printf "%g ", ((i * 53 + k * (i % 7 + 2)) % 256) / 255; print "" }' >"$TMP/qmimg.txt"
+    QMDATA=$TMP/qmdata.h5
+    mk "$QMDATA" /images "32 1 28 28" "$(cat "$TMP/qmimg.txt")"
+    mk "$QMDATA" /labels "32" "$(awk 'BEGIN { for (i = 0; i < 32; i++) printf "%d ", (i * 3) % 10; print "" }')" IN 32
+    QOPTS="--preset w4a8 --layer first:w8a8 --acts range=percentile:99.9 --calib-data $QMDATA --calib-images 20"
+    QM=$TMP/qm.h5
+
+    q 0 "quantize-model" quantize-model "$QM_MODEL" -o "$QM" $QOPTS --threads 2
+    [ -f "$QM" ] || fail "quantize-model: no output file"
+    out_has "model       fmnist-dwsep ($QM_MODEL)" "quantize-model"
+    out_has "folded      7 batchnorms" "quantize-model"
+    out_has "layer first: weights=bits=8" "quantize-model"
+    out_has "calibration $QMDATA, 20 images in batches of 20 (seed 1), 2 threads" "quantize-model"
+    out_has "weights     8 of 8 conv/linear layers quantized; lowest SQNR" "quantize-model"
+    out_has "biases      8 quantized to integers at s_w*s_x" "quantize-model"
+    out_has "activations 10 quantization points calibrated" "quantize-model"
+    out_has "output      $QM (" "quantize-model"
+    ls "$TMP" | grep -q '^qm\.h5\.tmp-' && fail "quantize-model: a temporary file was left"
+    ok "quasar quantize-model writes a quantized model and a summary"
+
+    if [ -n "$H5DUMP" ]; then
+        check_dims "$QM" /nodes/0001_stem/quant/weights/codes "( 16, 1, 3, 3 )" "quantized model layout"
+        check_dims "$QM" /nodes/0001_stem/quant/bias/codes "( 16 )" "quantized model layout"
+        check_dims "$QM" /nodes/0002_stem.relu6/quant/acts/scale "( 1 )" "quantized model layout"
+        "$H5DUMP" -H -d /nodes/0003_b1.dw/quant/weights/codes "$QM" | grep -q H5T_STD_I8LE || fail "4-bit codes stored as int8"
+        "$H5DUMP" -a /format_version "$QM" | grep -q '(0): 2' || fail "format_version 2"
+        "$H5DUMP" -a /quant/calib_images "$QM" | grep -q '(0): 20' || fail "/quant calib_images"
+        "$H5DUMP" -a /nodes/0016_flatten/quant/acts/shares "$QM" | grep -q '"gap"' || fail "flatten shares gap's grid"
+        ok "the quantized model's layout (h5dump)"
+    fi
+
+    q 0 "info on a quantized model" info "$QM"
+    out_has "fmnist-dwsep ($QM)" "info on a quantized model"
+    grep -q 'batchnorm' "$OUT" && fail "info on a quantized model: the folded graph has no batchnorm"
+    ok "quasar info reads a quantized model as its folded float model"
+
+    # eval QMODEL is eval MODEL with the same options, bit for bit (but for the file name and speed)
+    qm_strip() { sed 's/"model": "[^"]*", //; s/"img_s": [^,]*, //; s/"seconds": [^,]*, //; s/"threads": [0-9]*, //' "$OUT"; }
+    q 0 "eval QMODEL" eval "$QM" --data "$QMDATA" --json --threads 1
+    [ "$(json images)" = 32 ] || fail "eval QMODEL: 32 images"
+    [ -n "$(json agreement)" ] && [ -n "$(json logit_sqnr_db)" ] || fail "eval QMODEL: agreement and logit SQNR"
+    qm_strip >"$TMP/qm-eval1.json"
+    q 0 "eval MODEL with the same options" eval "$QM_MODEL" --data "$QMDATA" --json --threads 2 $QOPTS
+    qm_strip >"$TMP/qm-eval2.json"
+    cmp -s "$TMP/qm-eval1.json" "$TMP/qm-eval2.json" || fail "eval QMODEL and eval MODEL with the same options differ"
+    q 0 "eval QMODEL --layers" eval "$QM" --data "$QMDATA" --layers --limit 8
+    out_has "calibration $QMDATA, 20 images (seed 1)" "eval QMODEL --layers"
+    grep -q '^b1\.dw  *conv2d  *4-bit sym channel minmax' "$OUT" || fail "eval QMODEL --layers: b1.dw's 4-bit weights"
+    ok "quasar eval QMODEL gives the figures of eval MODEL with the same options"
+
+    q 1 "eval QMODEL with quantization options" eval "$QM" --data "$QMDATA" --weights bits=4
+    err_has "is a quantized model: its calibrated quantizers are used as they are" "eval QMODEL --weights"
+    q 1 "quantize-model on a quantized model" quantize-model "$QM" -o "$TMP/qm2.h5" --calib-data "$QMDATA"
+    err_has "'$QM' is already a quantized model" "quantize-model on a quantized model"
+    [ -e "$TMP/qm2.h5" ] && fail "quantize-model on a quantized model: an output was written"
+    cp "$QM_MODEL" "$TMP/float.h5"
+    ln -s float.h5 "$TMP/float-link.h5"
+    q 2 "quantize-model onto its input through a link" quantize-model "$TMP/float-link.h5" -o "$TMP/float.h5"
+    err_has "is the input model" "quantize-model onto its input through a link"
+    cmp -s "$QM_MODEL" "$TMP/float.h5" || fail "quantize-model changed its input"
+    ok "quantize-model and eval refuse what would mix a float and a quantized model"
+
+    # a failed run leaves the existing output as it was, and no temporary file
+    cp "$QM" "$TMP/qm-keep.h5"
+    q 1 "quantize-model with an unknown layer" quantize-model "$QM_MODEL" -o "$QM" --layer conv9:float --calib-data "$QMDATA"
+    err_has "'conv9' is not a layer of the model" "quantize-model with an unknown layer"
+    q 1 "quantize-model with bad calibration data" quantize-model "$QM_MODEL" -o "$QM" --calib-data "$TMP/nope-data.h5"
+    err_prefixed "quantize-model with bad calibration data"
+    cmp -s "$QM" "$TMP/qm-keep.h5" || fail "a failed quantize-model changed the existing output"
+    q 1 "quantize-model into a missing folder" quantize-model "$QM_MODEL" -o "$TMP/no/such/q.h5" --calib-data "$QMDATA" --calib-images 4
+    err_has "$TMP/no/such/q.h5" "quantize-model into a missing folder"
+    ls "$TMP" | grep -q '\.tmp-' && fail "a failed quantize-model left a temporary file"
+    # a successful one replaces it
+    q 0 "quantize-model over an existing output" quantize-model "$QM_MODEL" -o "$QM" --preset w8a8 --calib-data "$QMDATA" --calib-images 8
+    cmp -s "$QM" "$TMP/qm-keep.h5" && fail "quantize-model did not replace the existing output"
+    q 0 "eval the replaced output" eval "$QM" --data "$QMDATA" --limit 4
+    out_has "calibration $QMDATA, 8 images (seed 1)" "eval the replaced output"
+    ok "quantize-model: a failed run keeps the existing output, a successful one replaces it"
+
+    # a quantized model whose content is wrong: the node and the problem
+    head -c 3000 "$QM" >"$TMP/qm-cut.h5"
+    q 1 "eval a truncated quantized model" eval "$TMP/qm-cut.h5" --data "$QMDATA"
+    err_has "truncated or corrupt" "eval a truncated quantized model"
+    ok "eval of a truncated quantized model exits 1 with the reason"
+
+    q 0 "quantize-model --json, 1 thread" quantize-model "$QM_MODEL" -o "$TMP/qj1.h5" $QOPTS --json --threads 1
+    [ "$(json layers_quantized)" = 8 ] && [ "$(json points_calibrated)" = 10 ] && [ "$(json biases_quantized)" = 8 ] ||
+        fail "quantize-model --json: layers_quantized, points_calibrated, biases_quantized"
+    [ "$(json folded_batchnorms)" = 7 ] && [ "$(json calibration_images)" = 20 ] || fail "quantize-model --json: folded, images"
+    out_has '"layers": [{"name": "input", "op": "input", "acts": "grid=uniform,bits=8,scheme=asymmetric' "quantize-model --json"
+    q 0 "quantize-model, 3 threads" quantize-model "$QM_MODEL" -o "$TMP/qj3.h5" $QOPTS --threads 3 --layers
+    out_has "w-SQNR" "quantize-model --layers"
+    grep -q '^fc  *linear  *4-bit sym channel minmax' "$OUT" || fail "quantize-model --layers: the fc row"
+    if [ -n "$H5DUMP" ]; then
+        "$H5DUMP" "$TMP/qj1.h5" | sed 1d >"$TMP/qj1.txt"
+        "$H5DUMP" "$TMP/qj3.h5" | sed 1d >"$TMP/qj3.txt"
+        cmp -s "$TMP/qj1.txt" "$TMP/qj3.txt" || fail "quantize-model: 1 and 3 threads write different models"
+    fi
+    ok "quantize-model --json and --layers; the same file for 1 and 3 threads"
+
+    FMNIST=${QUASAR_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+    if [ -f "$FMNIST/train-images-idx3-ubyte.gz" ] && [ -f "$FMNIST/t10k-images-idx3-ubyte.gz" ]; then
+        q 0 "quantize-model on Fashion-MNIST" quantize-model "$QM_MODEL" -o "$TMP/qf.h5" --calib-images 200 --threads 2
+        out_has "calibration fashion-mnist:train, 200 images" "quantize-model on Fashion-MNIST"
+        q 0 "eval QMODEL on Fashion-MNIST" eval "$TMP/qf.h5" --limit 300 --json --threads 2
+        qm_strip >"$TMP/qf1.json"
+        q 0 "eval MODEL on Fashion-MNIST" eval "$QM_MODEL" --calib-images 200 --limit 300 --json --threads 2
+        qm_strip >"$TMP/qf2.json"
+        cmp -s "$TMP/qf1.json" "$TMP/qf2.json" || fail "Fashion-MNIST: eval QMODEL and eval MODEL differ"
+        ok "quantize-model then eval on Fashion-MNIST: the same top-1 and agreement as eval MODEL"
+    else
+        echo "# Fashion-MNIST not installed: skipping the quantize-model run on it"
+    fi
+else
+    echo "# $QM_MODEL not found: skipping the quantize-model runs"
+fi
+
+# ---- eval with quantization options (cli/qopts.c, docs/quantization.md) ----------------------
+q 2 "eval --preset twice" eval a.h5 --preset w8a8 --preset w4a8
+err_has "--preset given twice" "eval --preset twice"
+q 2 "eval bad preset" eval a.h5 --preset w8
+err_has "unknown preset 'w8'" "eval bad preset"
+q 2 "eval bad weights spec" eval a.h5 --weights bitz=4
+err_has "--weights: unknown key 'bitz'" "eval bad weights spec"
+q 2 "eval bad override" eval a.h5 --layer conv1
+err_has "expected NAME:weights=SPEC" "eval bad override"
+q 0 "help eval" help eval
+out_has "--preset P" "help eval"; out_has "--calib-images N" "help eval"; out_has "NAME:weights=SPEC" "help eval"
+ok "eval: quantization options are checked before any work (exit 2)"
+
+EV_MODEL="${srcdir:-.}/models/fmnist-dwsep.h5"
+if [ -f "$EV_MODEL" ] && [ -n "${QMDATA:-}" ] && [ -f "$QMDATA" ]; then
+    q 0 "eval --preset w4a8 --layers" eval "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --preset w4a8 \
+        --layer first:w8a8 --layer fc:acts=float --layers
+    out_has "engine      fake-quant" "eval quantized"; out_has "7 batchnorms folded" "eval quantized"
+    out_has "layer first: weights=bits=8" "eval quantized: the override"; out_has "agreement" "eval quantized"
+    grep -q '^stem  *conv2d  *8-bit sym channel minmax' "$OUT" || fail "eval --layers: stem at 8 bits"
+    grep -q '^b1.pw  *conv2d  *4-bit sym channel minmax' "$OUT" || fail "eval --layers: b1.pw at 4 bits"
+    grep -q '^fc  *linear  *4-bit sym channel minmax .* float' "$OUT" || fail "eval --layers: fc's output in float"
+    q 0 "eval --preset --json" eval "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --json --preset w8a8
+    for k in top1 top5 float_top1 agreement logit_sqnr_db img_s '"layers": [' '"weight_sqnr_db"' '"act_sqnr_db"' \
+             '"act_clipped_fraction"' '"calibration_data"'; do
+        out_has "$k" "eval --json quantized"
+    done
+    q 2 "eval --layers without quantization" eval "$EV_MODEL" --layers
+    err_has "--layers is for a quantized evaluation" "eval --layers"
+    q 1 "eval unknown layer" eval "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --layer conv9:w8a8
+    err_has "'conv9' is not a layer of the model" "eval unknown layer"; err_has "stem, b1.dw" "eval unknown layer"
+    ok "eval with quantization options: summary, per-layer table, JSON keys, unknown layers"
+fi
+
 echo "1..$n"
 exit 0

@@ -1064,11 +1064,11 @@ static const float eval_images[8][6] = {
     {0, 0, 5, 0, 0, 0}, /* label 2: rank 0 */
     {1, 2, 3, 4, 5, 6}, /* label 0: rank 5 */
     {6, 5, 4, 3, 2, 1}, /* label 1: rank 1 */
-    {1, 1, 1, 1, 1, 1}, /* label 3: all tied, rank 0 */
-    {2, 2, 1, 1, 1, 0}, /* label 4: rank 2 */
+    {1, 1, 1, 1, 1, 1}, /* label 3: all tied, three before it, rank 3 */
+    {2, 2, 1, 1, 1, 0}, /* label 4: two larger, two tied before it, rank 4 */
     {3, 4, 4, 4, 4, 4}, /* label 0: five larger, rank 5 */
     {3, 4, 4, 4, 4, 3}, /* label 0: rank 4 */
-    {9, 9, 0, 0, 0, 0}, /* label 1: tied for first, rank 0 */
+    {9, 9, 0, 0, 0, 0}, /* label 1: tied for first with class 0, which comes first: rank 1 */
 };
 static int32_t eval_labels[8] = {2, 0, 1, 3, 4, 0, 0, 1};
 
@@ -1116,7 +1116,7 @@ START_TEST(eval_top1_top5)
         int rc = qs_eval(g, &d, &o, batches[k], &cb, &r);
         ck_assert_msg(rc == QS_OK, "qs_eval: %s", qs_last_error());
         ck_assert_int_eq(r.images, 8);
-        ck_assert_double_eq(r.top1, 3.0 / 8.0);
+        ck_assert_double_eq(r.top1, 1.0 / 8.0);
         ck_assert_double_eq(r.top5, 6.0 / 8.0);
         ck_assert(r.seconds > 0 && r.img_s > 0);
         ck_assert_int_eq(pr.calls, batches[k] == 3 ? 3 : 1);

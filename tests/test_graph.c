@@ -779,11 +779,11 @@ START_TEST(test_load_version)
     char path[512];
     saved_model(path, sizeof path, "model-ver.h5");
     hid_t f = edit_open(path);
-    set_int(f, "/", "format_version", 2);
+    set_int(f, "/", "format_version", 3);
     /* a newer version is reported before anything else it might change */
     del_attr(f, "/", "input_shape");
     H5Fclose(f);
-    expect_load(path, QS_ERR_UNSUPPORTED, "has model format version 2; this quasar reads version 1 and older", NULL);
+    expect_load(path, QS_ERR_UNSUPPORTED, "has model format version 3; this quasar reads version 2 and older", NULL);
     f = edit_open(path);
     set_int(f, "/", "format_version", 0);
     H5Fclose(f);
