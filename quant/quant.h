@@ -185,6 +185,123 @@ int32_t qs_quantize_one(const qs_quantizer_t *q, float x, float scale, int32_t z
                         bool *clipped);
 float qs_dequantize_one(float scale, int32_t zero_point, int32_t code);
 
+/* ---- accumulators (quant/acc.c, docs/arithmetic.md "Accumulators") ------------------------------ */
+
+typedef enum { QS_ACC_INT = 0, QS_ACC_FLOAT } qs_acc_kind_t;
+typedef enum { QS_ACC_WRAP = 0, QS_ACC_SATURATE, QS_ACC_EXACT } qs_acc_overflow_t;
+typedef enum { QS_ZP_SUBTRACT = 0, QS_ZP_EXPAND } qs_zp_form_t;
+
+/* The register that sums a dot product's terms. Integer: two's complement of
+ * `bits` (2..64) with an overflow rule; with chunk > 0 the products are
+ * summed C at a time in an inner register (chunk_bits, chunk_overflow), and
+ * each chunk sum is added to the outer one. Float: ExMy (IEEE-like: bias
+ * 2^(E-1)-1, subnormals, overflow to ±Inf; E 2..8, M 1..23), every addition
+ * rounded to nearest-even; with promote = N > 0 the ExMy partial sum is
+ * added to a float32 accumulator every N products and restarts at zero. */
+typedef struct {
+    qs_acc_kind_t kind;
+    int bits;
+    qs_acc_overflow_t overflow;
+    int chunk;
+    int chunk_bits;
+    qs_acc_overflow_t chunk_overflow;
+    qs_zp_form_t zp_form;
+    int exp_bits, man_bits; /* float */
+    int promote;            /* float */
+} qs_acc_t;
+
+/* acc=int32,overflow=wrap,zp-form=subtract (no chunks). */
+void qs_acc_default(qs_acc_t *a);
+int qs_acc_validate(const qs_acc_t *a);
+/* Words of the accumulator grammar (docs/spec.md, "Accumulators") on top of *a;
+ * a bad spec leaves *a unchanged and the error lists the expected values. */
+int qs_acc_parse(const char *spec, const char *what, qs_acc_t *a);
+char *qs_acc_str(const qs_acc_t *a, char *buf, size_t n);
+
+/* The width-W register: acc + t under the overflow rule (exact: no limit).
+ * *overflowed (may be NULL) is set when the exact sum left the range. */
+int64_t qs_acc_add(int64_t acc, int64_t t, int bits, qs_acc_overflow_t ov, bool *overflowed);
+/* v rounded to ExMy (nearest-even; overflow to ±Inf). */
+double qs_minifloat_round(double v, int exp_bits, int man_bits);
+
+/* What one dot product did. */
+typedef struct {
+    int64_t value;        /* the accumulator (float accumulators: their integral value, ±Inf as
+                           * INT64_MAX/INT64_MIN, NaN as 0) */
+    double fvalue;        /* float accumulators: the value itself; integer: (double)value */
+    int64_t events;       /* additions whose exact result left the register (inner or outer) */
+    int64_t max_abs;      /* largest |exact partial sum| of the term sequence */
+    int64_t exact;        /* the exact sum */
+} qs_acc_result_t;
+
+/* Σ_k (x_k - zx)(w_k - zw) + bias in the accumulator, in the documented order
+ * (docs/arithmetic.md, "Accumulation order"): subtract form, the products of
+ * k = 0..n-1, then the bias; expand form, the products x_k·w_k, then
+ * -zw·Σx, -zx·Σw, n·zx·zw, then the bias, each correction one term.
+ * x and w step by xs and ws elements. */
+void qs_acc_dot(const qs_acc_t *a, const int32_t *x, int64_t xs, const int32_t *w, int64_t ws, int64_t n,
+                int32_t zx, int32_t zw, int64_t bias, qs_acc_result_t *r);
+/* Adds a sequence of terms (a sum that is no dot product: pooling); chunks
+ * and promotion apply as for products. */
+void qs_acc_sum(const qs_acc_t *a, const int64_t *t, int64_t n, qs_acc_result_t *r);
+/* Bits a signed register needs for every value in [-m, m] (m >= 0): 1 for 0. */
+int qs_acc_bits_for(int64_t m);
+
+/* Guaranteed widths of a K-term dot product (DESIGN, docs/arithmetic.md
+ * "Guaranteed widths"): over the data type (b_x-bit inputs, b_w-bit signed
+ * weights), by the A2Q bound on the channel's ‖q_w‖₁, and by the A2Q+ bound. */
+int qs_acc_width_datatype(int64_t k, int bx, int bw, bool x_signed);
+int qs_acc_width_a2q(int64_t l1, int bx, bool x_signed);
+int qs_acc_width_a2qplus(int64_t l1, int bx);
+
+/* ---- requantization (quant/requant.c, docs/arithmetic.md "Requantization") ------------------------- */
+
+typedef enum { QS_RQ_FLOAT64 = 0, QS_RQ_FLOAT32, QS_RQ_FIXED, QS_RQ_SHIFT, QS_RQ_COUNT } qs_rq_kind_t;
+typedef enum { QS_RQ_CUSTOM = 0, QS_RQ_GEMMLOWP, QS_RQ_QNNPACK, QS_RQ_ONEDNN } qs_rq_preset_t;
+
+typedef struct {
+    qs_rq_kind_t kind;
+    qs_rq_preset_t preset;   /* the library reproduced, or custom */
+    qs_round_mode_t round;   /* the final rounding (deterministic modes) */
+    bool single;             /* fixed-point: one rounding (TFLITE_SINGLE_ROUNDING) instead of two */
+    bool reciprocal;         /* float32: M = fl32(fl32(s_w·s_x)·fl32(1/s_y)) */
+    bool float_bias;         /* float32: the float bias, in accumulator units, added in float32 */
+    bool zp_before;          /* float32: z_y added in float32 before rounding */
+} qs_requant_t;
+
+/* requant=float64 (round=nearest-even). */
+void qs_requant_default(qs_requant_t *r);
+int qs_requant_parse(const char *spec, const char *what, qs_requant_t *r);
+char *qs_requant_str(const qs_requant_t *r, char *buf, size_t n);
+
+/* TFLite QuantizeMultiplier: m = M0·2^(shift-31), M0 in [2^30, 2^31) (0 when
+ * m is 0 or below 2^-32: flushed); single rounding caps shift at 30. */
+void qs_quantize_multiplier(double m, bool single, int32_t *m0, int *shift);
+/* gemmlowp SaturatingRoundingDoublingHighMul and RoundingDivideByPOT. */
+int32_t qs_srdhm(int32_t a, int32_t b);
+int32_t qs_rdbpot(int32_t x, int e);
+/* round(v / 2^e) by a deterministic mode, exactly (e 0..126). */
+int64_t qs_round_shift(__int128 v, int e, qs_round_mode_t m);
+
+/* One output channel's requantization, prepared once. */
+typedef struct {
+    const qs_requant_t *r;
+    double m64;        /* s_w·s_x / s_y in float64 */
+    float m32;         /* float32 multiplier */
+    float bias_mul;    /* onednn: fl32(1 / fl32(s_w·s_x)), the float bias to accumulator units */
+    int32_t m0;        /* fixed-point */
+    int shift;         /* fixed-point: M0·2^(shift-31); shift: M = 2^shift */
+    int32_t zp, qmin, qmax;
+} qs_rq_channel_t;
+
+/* Prepares a channel: scales s_x, s_w (its channel's), s_y, the output zero
+ * point and code range. Errors on non-positive or non-finite scales. */
+int qs_requant_channel(const qs_requant_t *r, float s_x, float s_w, float s_y, int32_t zp, int32_t qmin,
+                       int32_t qmax, qs_rq_channel_t *c);
+/* The output code of an accumulator (which holds the int32 bias, except with
+ * float_bias, when fbias is the float bias added as the preset defines). */
+int32_t qs_requant_apply(const qs_rq_channel_t *c, int64_t acc, float fbias);
+
 #ifdef __cplusplus
 }
 #endif

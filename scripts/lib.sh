@@ -6,11 +6,12 @@
 QS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QS_JOBS=$(nproc 2>/dev/null || echo 2)
 
-# Build tools, libraries, the test framework, gnuplot for figures, h5dump and
+# Build tools, libraries, the test framework (and gemmlowp's headers, which a
+# test checks the gemmlowp requantization preset against), gnuplot for figures, h5dump and
 # h5import, and the Fashion-MNIST dataset.
 QS_PACKAGES=(build-essential autoconf automake libtool pkg-config
              libgsl-dev libhdf5-dev hdf5-tools libyaml-dev zlib1g-dev libopenblas-dev
-             check gnuplot-nox dataset-fashion-mnist)
+             check gnuplot-nox dataset-fashion-mnist g++ libgemmlowp-dev)
 
 qs_say() { printf 'quasar: %s\n' "$*" >&2; }
 
