@@ -185,7 +185,7 @@ int64_t qs_round_shift(__int128 v, int e, qs_round_mode_t m)
         r = v;
     } else {
         __int128 fl = v >> e; /* arithmetic: floor */
-        __int128 rem = v - (fl << e), half = (__int128)1 << (e - 1);
+        __int128 rem = v - fl * ((__int128)1 << e), half = (__int128)1 << (e - 1);
         bool neg = v < 0, odd = (fl & 1) != 0;
         switch (m) {
         case QS_ROUND_FLOOR: r = fl; break;
@@ -287,7 +287,7 @@ int32_t qs_requant_apply(const qs_rq_channel_t *c, int64_t acc, float fbias)
     case QS_RQ_SHIFT: {
         int64_t y;
         if (c->shift >= 0) {
-            __int128 p = (__int128)acc << (c->shift > 62 ? 62 : c->shift);
+            __int128 p = (__int128)acc * ((__int128)1 << (c->shift > 62 ? 62 : c->shift));
             y = p > INT64_MAX ? INT64_MAX : p < INT64_MIN ? INT64_MIN : (int64_t)p;
         } else {
             y = qs_round_shift(acc, -c->shift > 126 ? 126 : -c->shift, r->round);
