@@ -64,7 +64,42 @@ typedef struct {
     int64_t limit, batch, threads;
     bool reference, json, layers;
     qs_cli_qopts_t q;
+    bool engine_int;
+    qs_int_config_t ic;
 } opts_t;
+
+/* --engine, --acc, --requant, --acc-trace and --layer NAME:acc=|requant=: 1 consumed, 0 not, -1 usage error */
+static int parse_int_opt(int argc, char **argv, int *i, opts_t *o)
+{
+    const char *v;
+    int m;
+    if (strcmp(argv[*i], "--acc-trace") == 0) {
+        o->ic.trace = true;
+        return 1;
+    }
+    if ((m = qs_cli_opt(argc, argv, i, "--engine", &v)) != 0) {
+        if (m < 0)
+            return -1;
+        if (strcmp(v, "int") != 0 && strcmp(v, "fake") != 0 && strcmp(v, "float") != 0)
+            return qs_cli_error(QS_EXIT_USAGE, "--engine '%s': expected float, fake or int", v), -1;
+        o->engine_int = strcmp(v, "int") == 0;
+        return 1;
+    }
+    if ((m = qs_cli_opt(argc, argv, i, "--acc", &v)) != 0)
+        return m < 0 || qs_acc_parse(v, "--acc", &o->ic.acc) < 0 ? (m < 0 ? -1 : (qs_cli_fail(QS_EXIT_USAGE), -1)) : 1;
+    if ((m = qs_cli_opt(argc, argv, i, "--requant", &v)) != 0)
+        return m < 0 || qs_requant_parse(v, "--requant", &o->ic.rq) < 0 ? (m < 0 ? -1 : (qs_cli_fail(QS_EXIT_USAGE), -1))
+                                                                        : 1;
+    int j = *i;
+    if ((m = qs_cli_opt(argc, argv, &j, "--layer", &v)) > 0) {
+        const char *c = strchr(v, ':');
+        if (c && (strncmp(c + 1, "acc=", 4) == 0 || strncmp(c + 1, "requant=", 8) == 0)) {
+            *i = j;
+            return qs_int_config_override(&o->ic, v, "--layer") < 0 ? (qs_cli_fail(QS_EXIT_USAGE), -1) : 1;
+        }
+    }
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, opts_t *o)
 {
@@ -82,6 +117,11 @@ static int parse_args(int argc, char **argv, opts_t *o)
         }
         if (strcmp(a, "--layers") == 0) {
             o->layers = true;
+            continue;
+        }
+        if ((m = parse_int_opt(argc, argv, &i, o)) != 0) {
+            if (m < 0)
+                return QS_EXIT_USAGE;
             continue;
         }
         if ((m = qs_cli_qopts_parse(argc, argv, &i, &o->q)) != 0) {
@@ -311,6 +351,133 @@ static int print_qjson(const opts_t *o, const qs_qnet_t *q, const qs_dataset_t *
     return rc;
 }
 
+/* ---- the integer engine ------------------------------------------------------------------------------ */
+
+static void print_isummary(const opts_t *o, const qs_qnet_t *q, const qs_dataset_t *d, int64_t all, int threads,
+                           const qs_int_eval_t *r)
+{
+    const qs_graph_t *g = q->g;
+    char cfg[4096], a[256], rq[256];
+    printf("model       %s (%s)\n", g->name[0] ? g->name : "unnamed", o->model);
+    if (d->n < all)
+        printf("data        %s (the first %" PRId64 " of %" PRId64 " images)\n", d->source, d->n, all);
+    else
+        printf("data        %s\n", d->source);
+    printf("engine      int, %d thread%s; %d batchnorm%s folded\n", threads, threads == 1 ? "" : "s", q->folded,
+           q->folded == 1 ? "" : "s");
+    qs_qconfig_str(&q->cfg, cfg, sizeof cfg);
+    for (char *line = strtok(cfg, "\n"); line; line = strtok(NULL, "\n"))
+        printf("  %s\n", line);
+    printf("  acc %s\n  requant %s\n", qs_acc_str(&o->ic.acc, a, sizeof a), qs_requant_str(&o->ic.rq, rq, sizeof rq));
+    for (int k = 0; k < o->ic.noverrides; k++)
+        printf("  --layer %s:%s\n", o->ic.ov[k].layer, o->ic.ov[k].spec);
+    printf("calibration %s, %" PRId64 " images (seed %" PRIu64 ")\n", q->calib.source, q->calib.images, q->calib.seed);
+    printf("top-1       %.4f (float %.4f, fake-quant %.4f)\n", r->top1, r->float_top1, r->fake_top1);
+    printf("top-5       %.4f\n", r->top5);
+    printf("agreement   %.4f with float, %.4f with fake-quant (top-1 class)\n", r->agreement, r->fake_agreement);
+    printf("logit SQNR  %.2f dB against float, %.2f dB against fake-quant\n", r->logit_sqnr_db, r->fake_logit_sqnr_db);
+    printf("overflow    %" PRId64 " of %" PRId64 " accumulator values (%.4f%%)\n", r->overflowed, r->outputs,
+           r->outputs ? 100.0 * (double)r->overflowed / (double)r->outputs : 0.0);
+    printf("images      %" PRId64 "\n", r->images);
+    printf("images/s    %.0f\n", r->img_s);
+}
+
+static void print_ilayers(const qs_qnet_t *q, const qs_int_eval_t *r)
+{
+    const qs_graph_t *g = q->g;
+    printf("\n%-14s %-7s %5s %-26s %9s %10s %12s %13s %6s %4s %4s %5s %9s\n", "node", "op", "K", "accumulator",
+           "fast", "overflowed", "events", "max|sum|", "needed", "dt", "a2q", "a2q+", "mismatch");
+    for (int i = 0; i < g->nnodes; i++) {
+        const qs_int_layer_t *l = &r->layer[i];
+        bool dot = g->nodes[i].op == QS_OP_CONV2D || g->nodes[i].op == QS_OP_LINEAR;
+        int p = q->layer[i].point;
+        bool pt = p == i && q->layer[i].ashare < 0 && r->compared[i] > 0;
+        if (!dot && !pt)
+            continue;
+        int at = dot && p >= 0 ? p : i;
+        char a[256], mm[32] = "";
+        if (r->compared[at])
+            snprintf(mm, sizeof mm, "%.4f%%", 100.0 * (double)r->mismatch[at] / (double)r->compared[at]);
+        if (!dot) {
+            printf("%-14s %-7s %5s %-26s %9s %10s %12s %13s %6s %4s %4s %5s %9s\n", g->nodes[i].name,
+                   qs_op_name(g->nodes[i].op), "", "", "", "", "", "", "", "", "", "", mm);
+            continue;
+        }
+        printf("%-14s %-7s %5" PRId64 " %-26.26s %8.1f%% %9.4f%% %12" PRId64 " %13" PRId64 " %6d %4d %4d %5d %9s\n",
+               g->nodes[i].name, qs_op_name(g->nodes[i].op), l->k, qs_acc_str(&l->acc, a, sizeof a),
+               l->outputs ? 100.0 * (double)l->fast / (double)l->outputs : 0.0,
+               l->outputs ? 100.0 * (double)l->overflowed / (double)l->outputs : 0.0, l->events, l->max_abs,
+               l->needed_bits, l->width_datatype, l->width_a2q, l->width_a2qplus, mm);
+    }
+    printf("\nfast: outputs a bound proved exact; max|sum|: largest final accumulator; needed: its width;\n"
+           "dt, a2q, a2q+: guaranteed widths; mismatch: output codes unlike the fake-quant engine's.\n");
+}
+
+static int print_ijson(const opts_t *o, const qs_qnet_t *q, const qs_dataset_t *d, int threads, const qs_int_eval_t *r)
+{
+    const qs_graph_t *g = q->g;
+    char cfg[4096], buf[512];
+    qs_json_t j;
+    qs_json_begin(&j, stdout);
+    qs_json_str(&j, "model", o->model);
+    qs_json_str(&j, "model_name", g->name);
+    qs_json_str(&j, "data", d->source);
+    qs_json_str(&j, "engine", "int");
+    qs_json_int(&j, "threads", threads);
+    qs_json_int(&j, "images", r->images);
+    qs_json_str(&j, "quantization", qs_qconfig_str(&q->cfg, cfg, sizeof cfg));
+    qs_json_str(&j, "acc", qs_acc_str(&o->ic.acc, buf, sizeof buf));
+    qs_json_str(&j, "requant", qs_requant_str(&o->ic.rq, buf, sizeof buf));
+    int64_t mis = 0, cmp = 0, ev = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        mis += r->mismatch[i], cmp += r->compared[i], ev += r->layer[i].events;
+    static const char *const names[] = {"top1", "top5", "float_top1", "fake_top1", "agreement", "fake_agreement",
+                                        "logit_sqnr_db", "fake_logit_sqnr_db", "overflow_fraction", "overflow_events",
+                                        "code_mismatch_fraction", "img_s", "seconds"};
+    const double vals[] = {r->top1, r->top5, r->float_top1, r->fake_top1, r->agreement, r->fake_agreement,
+                           r->logit_sqnr_db, r->fake_logit_sqnr_db,
+                           r->outputs ? (double)r->overflowed / (double)r->outputs : 0.0, (double)ev,
+                           cmp ? (double)mis / (double)cmp : 0.0, r->img_s, r->seconds};
+    int rc = QS_OK;
+    for (size_t k = 0; k < sizeof vals / sizeof *vals && rc == QS_OK; k++)
+        rc = qs_json_metric(&j, names[k], vals[k]);
+    FILE *out = j.out;
+    fputs(", \"layers\": [", out);
+    int n = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const qs_int_layer_t *l = &r->layer[i];
+        if (g->nodes[i].op != QS_OP_CONV2D && g->nodes[i].op != QS_OP_LINEAR)
+            continue;
+        qs_json_t e;
+        fputs(n++ ? ", " : "", out);
+        qs_json_begin(&e, out);
+        qs_json_str(&e, "name", g->nodes[i].name);
+        qs_json_str(&e, "acc", qs_acc_str(&l->acc, buf, sizeof buf));
+        qs_json_int(&e, "k", l->k);
+        qs_json_int(&e, "outputs", l->outputs);
+        qs_json_int(&e, "fast", l->fast);
+        qs_json_int(&e, "overflowed", l->overflowed);
+        qs_json_int(&e, "overflow_events", l->events);
+        qs_json_int(&e, "max_abs", l->max_abs);
+        qs_json_int(&e, "max_partial", l->max_partial);
+        qs_json_int(&e, "acc_needed_bits", l->needed_bits);
+        qs_json_int(&e, "acc_width_datatype", l->width_datatype);
+        qs_json_int(&e, "acc_width_a2q", l->width_a2q);
+        qs_json_int(&e, "acc_width_a2qplus", l->width_a2qplus);
+        int p = q->layer[i].point;
+        if (p >= 0 && r->compared[p]) {
+            qs_json_int(&e, "codes_compared", r->compared[p]);
+            qs_json_int(&e, "code_mismatch", r->mismatch[p]);
+            qs_json_int(&e, "code_mismatch_far", r->mismatch_far[p]);
+        }
+        fputs("}", out);
+    }
+    fputc(']', out);
+    j.count++;
+    qs_json_end(&j);
+    return rc;
+}
+
 static int run_quantized(const opts_t *o, qs_pool_t *pool, const qs_dataset_t *d, const qs_dataset_t *view)
 {
     qs_qnet_t *q = NULL;
@@ -337,6 +504,24 @@ static int run_quantized(const opts_t *o, qs_pool_t *pool, const qs_dataset_t *d
     bool tty = isatty(STDERR_FILENO);
     qs_progress_cb_t cb = {tty ? on_progress : NULL, NULL, 0};
     qs_engine_opts_t eo = {pool, o->reference};
+    if (o->engine_int) {
+        qs_int_eval_t ir;
+        int rc = qs_int_eval(q, &o->ic, view, &eo, o->batch, &cb, &ir);
+        if (tty)
+            fputs("\r\033[K", stderr);
+        if (rc >= 0) {
+            int threads = qs_pool_threads(pool);
+            if (o->json) {
+                rc = print_ijson(o, q, view, threads, &ir);
+            } else {
+                print_isummary(o, q, view, d->n, threads, &ir);
+                print_ilayers(q, &ir);
+            }
+        }
+        qs_int_eval_free(&ir);
+        qs_qnet_free(q);
+        return rc < 0 ? -1 : 0;
+    }
     qs_qeval_t r;
     int rc = qs_qeval(q, view, &eo, NULL, o->batch, &cb, &r);
     if (tty)
@@ -364,7 +549,7 @@ static int run(const opts_t *o)
     int ex, quantized = qs_model_is_quantized(o->model);
     if (quantized < 0)
         goto fail;
-    if (o->layers && !quantized && !o->q.any)
+    if (o->layers && !quantized && !o->q.any && !o->engine_int)
         return qs_cli_error(QS_EXIT_USAGE, "eval: --layers is for a quantized evaluation (give a quantized model or "
                             "quantization options)");
     if (qs_dataset_open(o->data, &d) < 0)
@@ -375,7 +560,7 @@ static int run(const opts_t *o)
     qs_dataset_t view = *d;
     if (o->limit > 0 && o->limit < view.n)
         view.n = o->limit;
-    if (quantized || o->q.any) {
+    if (quantized || o->q.any || o->engine_int) {
         if (run_quantized(o, pool, d, &view) < 0)
             goto fail;
         qs_pool_free(pool);
@@ -416,6 +601,7 @@ int qs_cmd_eval(int argc, char **argv)
 {
     opts_t o;
     memset(&o, 0, sizeof o);
+    qs_int_config_default(&o.ic);
     int ex = parse_args(argc, argv, &o);
     if (ex == QS_EXIT_OK)
         ex = run(&o);

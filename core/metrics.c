@@ -26,6 +26,17 @@ static const qs_metric_t metrics[] = {
     {"agreement", "fraction", QS_BETTER_HIGHER, "fraction of inputs whose top-1 class matches the float reference"},
     {"float_top1", "fraction", QS_BETTER_HIGHER, "top-1 accuracy of the float model on the same images"},
     {"logit_sqnr_db", "dB", QS_BETTER_HIGHER, "SQNR of the logits against the float model's, 10 log10(sum l^2 / sum (l - l_q)^2)"},
+    /* the integer engine */
+    {"fake_top1", "fraction", QS_BETTER_HIGHER, "top-1 accuracy of the fake-quant engine on the same images"},
+    {"fake_agreement", "fraction", QS_BETTER_HIGHER, "fraction of inputs whose top-1 class matches the fake-quant engine's"},
+    {"fake_logit_sqnr_db", "dB", QS_BETTER_HIGHER, "SQNR of the integer engine's logits against the fake-quant engine's"},
+    {"overflow_fraction", "fraction", QS_BETTER_LOWER, "fraction of accumulator values whose accumulation overflowed"},
+    {"overflow_events", "count", QS_BETTER_LOWER, "additions whose exact result left the accumulator register"},
+    {"code_mismatch_fraction", "fraction", QS_BETTER_LOWER, "fraction of activation codes that differ from the fake-quant engine's"},
+    {"acc_needed_bits", "count", QS_BETTER_LOWER, "accumulator width every final sum of the data fits"},
+    {"acc_width_datatype", "count", QS_BETTER_LOWER, "guaranteed accumulator width over the data type"},
+    {"acc_width_a2q", "count", QS_BETTER_LOWER, "guaranteed accumulator width by the A2Q bound on the weights' L1 norm"},
+    {"acc_width_a2qplus", "count", QS_BETTER_LOWER, "guaranteed accumulator width by the A2Q+ bound"},
     /* hardware cost */
     {"energy_j", "J", QS_BETTER_LOWER, "energy of one inference on the target"},
     {"latency_s", "s", QS_BETTER_LOWER, "latency of one inference on the target"},

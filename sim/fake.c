@@ -20,6 +20,8 @@ struct qs_fake {
     int64_t cap;          /* samples the per-sample statistics hold */
     qs_qstats_t *sstat;   /* [cap][n] per-sample statistics of the current forward */
     qs_qstats_t *total;   /* [n] */
+    qs_engine_hook_fn tap;
+    void *tap_ctx;
 };
 
 /* x̂ = s (q − z) as qs_dequantize computes it, written over the weight. */
@@ -61,7 +63,6 @@ int qs_sim_fake_graph(const qs_qnet_t *q, const bool *wsel, bool bias, qs_graph_
 
 static int fake_hook(void *ctx, int node, qs_tensor_t *y, int64_t sample0, int thread)
 {
-    (void)thread;
     qs_fake_t *f = ctx;
     const qs_qlayer_t *l = &f->q->layer[node];
     qs_quantizer_t *bq = &f->bq[node];
@@ -69,8 +70,10 @@ static int fake_hook(void *ctx, int node, qs_tensor_t *y, int64_t sample0, int t
     /* Stochastic rounding draws from a stream per (node, sample), so a
      * sample's bits do not depend on which block or thread it ran in; the
      * statistics are kept per sample and summed in sample order. */
-    if (!f->stats && bq->round.mode != QS_ROUND_STOCHASTIC)
-        return qs_quantize(bq, l->ap, y, NULL, y, NULL, NULL);
+    if (!f->stats && bq->round.mode != QS_ROUND_STOCHASTIC) {
+        int rc = qs_quantize(bq, l->ap, y, NULL, y, NULL, NULL);
+        return rc < 0 || !f->tap ? rc : f->tap(f->tap_ctx, node, y, sample0, thread);
+    }
     for (int64_t s = 0; s < count; s++) {
         qs_tensor_t v = *y;
         v.shape[0] = 1;
@@ -82,7 +85,15 @@ static int fake_hook(void *ctx, int node, qs_tensor_t *y, int64_t sample0, int t
         if (rc < 0)
             return rc;
     }
-    return QS_OK;
+    return f->tap ? f->tap(f->tap_ctx, node, y, sample0, thread) : QS_OK;
+}
+
+void qs_fake_set_tap(qs_fake_t *f, qs_engine_hook_fn fn, void *ctx)
+{
+    if (f) {
+        f->tap = fn;
+        f->tap_ctx = ctx;
+    }
 }
 
 int qs_fake_create(const qs_qnet_t *q, const qs_engine_opts_t *opts, const qs_qselect_t *sel, qs_fake_t **out)

@@ -325,6 +325,89 @@ int qs_qnet_load(const char *path, qs_qnet_t **out);
 /* 1 when path holds a quantized model, 0 for a float model, < 0 on error. */
 int qs_model_is_quantized(const char *path);
 
+/* A tap sees the quantized (dequantized) values y of every activation point
+ * the fake-quant engine rounds (fn NULL: none), right after rounding; same
+ * arguments and threads as an engine hook. y must not be modified. */
+void qs_fake_set_tap(qs_fake_t *f, qs_engine_hook_fn fn, void *ctx);
+
+/* ---- the integer engine (sim/int.c, docs/engine.md "The integer engine") ----------------------- */
+
+/* How the integer engine computes: the accumulator of every conv2d/linear
+ * and the requantizer of every rescale (conv2d/linear outputs, add, concat,
+ * pools, a standalone relu), with per-layer overrides "NAME:acc=SPEC" and
+ * "NAME:requant=SPEC" (the words on top of the network-wide setting). */
+#define QS_INT_MAX_OVERRIDES 64
+typedef struct {
+    char layer[QS_NAME_MAX];
+    bool requant;            /* false: an accumulator spec */
+    char spec[QS_QSPEC_MAX];
+} qs_int_override_t;
+typedef struct {
+    qs_acc_t acc;            /* default int32, wrap, subtract */
+    qs_requant_t rq;         /* default float64 */
+    int noverrides;
+    qs_int_override_t ov[QS_INT_MAX_OVERRIDES];
+    bool trace;              /* every dot product through the order-exact path (exact partial-sum maxima) */
+} qs_int_config_t;
+void qs_int_config_default(qs_int_config_t *c);
+/* "NAME:acc=SPEC" or "NAME:requant=SPEC"; the spec is checked here, the
+ * name against the graph by qs_int_create. */
+int qs_int_config_override(qs_int_config_t *c, const char *arg, const char *what);
+
+/* What one layer's accumulations did (conv2d/linear; other nodes count 0). */
+typedef struct {
+    int64_t outputs;        /* accumulator values computed */
+    int64_t overflowed;     /* ... whose accumulation had at least one overflow event */
+    int64_t events;         /* overflow events (inner and outer registers) */
+    int64_t fast;           /* outputs through the fast path (a bound proved them exact) */
+    int64_t max_abs;        /* largest |exact final sum| (bias included) */
+    int64_t max_partial;    /* largest |exact partial sum| over the outputs of the order-exact path */
+    int needed_bits;        /* register width every final sum fits: qs_acc_bits_for(max_abs) */
+    int64_t k;              /* terms of one dot product */
+    int width_datatype, width_a2q, width_a2qplus; /* guaranteed widths, largest over the channels */
+    int safe_channels, channels; /* channels the bound proves overflow-free under this accumulator */
+    qs_acc_t acc;           /* what the layer used */
+    qs_requant_t rq;
+} qs_int_layer_t;
+
+typedef struct qs_int qs_int_t;
+/* Prepares every node of q (calibrated): integer codes, per-tensor
+ * activation grids, per-tensor or per-channel weights, int32 biases; an op,
+ * a grid or a layer name the engine cannot take is an error naming the node. */
+int qs_int_create(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_engine_opts_t *opts, qs_int_t **out);
+void qs_int_free(qs_int_t *e);
+/* As qs_fake_forward_at: x [N, C, H, W] float32, index0 the dataset index of
+ * its first image (stochastic input rounding); *out: the output node's codes
+ * dequantized, [N, num_classes], owned by the engine until the next call.
+ * Results do not depend on N or the pool. */
+int qs_int_forward(qs_int_t *e, const qs_tensor_t *x, int64_t index0, const qs_tensor_t **out);
+/* Node i's output codes of the last forward, [N, per-sample] I32 (a chain's
+ * codes are its last node's); NULL when the node has none. */
+const qs_tensor_t *qs_int_codes(const qs_int_t *e, int node);
+/* Accumulated since creation or the last reset. */
+const qs_int_layer_t *qs_int_layer(const qs_int_t *e, int node);
+void qs_int_reset_stats(qs_int_t *e);
+
+typedef struct {
+    int64_t images;
+    double top1, top5;        /* the integer engine */
+    double float_top1, fake_top1;
+    double agreement;         /* top-1 class equal to the float model's */
+    double fake_agreement;    /* top-1 class equal to the fake-quant engine's */
+    double logit_sqnr_db;     /* against the float model */
+    double fake_logit_sqnr_db;/* against the fake-quant engine */
+    double seconds, img_s;    /* the integer engine's forward passes */
+    int64_t *mismatch;        /* per node: output codes that differ from the fake-quant engine's */
+    int64_t *mismatch_far;    /* ... by more than one code */
+    int64_t *compared;        /* ... codes compared */
+    qs_int_layer_t *layer;    /* per node */
+    int64_t overflowed, outputs; /* totals over the layers */
+} qs_int_eval_t;
+/* Runs the integer engine, the fake-quant engine and the float model on d. */
+int qs_int_eval(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset_t *d, const qs_engine_opts_t *opts,
+                int64_t batch, qs_progress_cb_t *progress, qs_int_eval_t *out);
+void qs_int_eval_free(qs_int_eval_t *r);
+
 /* ---- sensitivity (sim/sensitivity.c) -------------------------------------------------------- */
 
 /* Which parts of a quantized network cost accuracy (docs/sensitivity.md).
