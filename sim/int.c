@@ -95,6 +95,7 @@ struct qs_int {
     int nthreads;
     scratch_t *scr;
     qs_tensor_t **codes;    /* per node with a buffer: [cap, out_size] */
+    qs_tensor_t **accs;     /* keep_acc: per conv2d/linear node, [cap, O·P] */
     int64_t cap;
     qs_tensor_t *out;
     const qs_tensor_t *x;
@@ -690,12 +691,12 @@ static void requant_row(const step_t *st, int64_t o, const int64_t *acc, int64_t
         y[p] = qs_requant_apply(c, acc[p], fb);
 }
 
-static void run_dot(const qs_int_t *e, const step_t *st, const int32_t *x, int32_t *y, scratch_t *s)
+/* One sample: x the input codes, y the output codes, keep (or NULL) the accumulators. */
+static void run_dot(const step_t *st, const int32_t *x, int32_t *y, int64_t *keep, scratch_t *s)
 {
     const int64_t P = st->P, Ppad = st->Ppad, KP = st->KP, K = st->K, plane = st->plane;
     const int32_t zx = st->zx;
     lstat_t *ls = &s->st[st->node];
-    (void)e;
     for (int64_t gi = 0; gi < st->geo.groups; gi++) {
         const int32_t *xg = x + gi * plane;
         if (st->fast16) {
@@ -721,7 +722,7 @@ static void run_dot(const qs_int_t *e, const step_t *st, const int32_t *x, int32
         for (int64_t j = 0; j < st->ocg; j++) {
             const int64_t o = gi * st->ocg + j;
             int32_t *yo = y + o * P;
-            int64_t *accrow = s->row;
+            int64_t *accrow = keep ? keep + o * P : s->row;
             if (st->path[o] == 0) {
                 const int16_t *w = st->w16 + o * 2 * KP;
                 if (Ppad == 1) {
@@ -845,7 +846,7 @@ static int run_sample(qs_int_t *e, int64_t s, scratch_t *sc)
                 return rc;
             break;
         }
-        case K_DOT: run_dot(e, st, x[0], y, sc); break;
+        case K_DOT: run_dot(st, x[0], y, e->accs ? qs_i64(e->accs[i]) + s * st->out_size : NULL, sc); break;
         case K_RESCALE: {
             int64_t v[QS_MAX_INPUTS];
             if (nd->op == QS_OP_CONCAT) {
@@ -958,7 +959,10 @@ void qs_int_free(qs_int_t *e)
     }
     for (int i = 0; e->codes && i < e->n; i++)
         qs_tensor_free(e->codes[i]);
+    for (int i = 0; e->accs && i < e->n; i++)
+        qs_tensor_free(e->accs[i]);
     free(e->codes);
+    free(e->accs);
     free(e->scr);
     free(e->step);
     free(e->layer);
@@ -997,6 +1001,10 @@ int qs_int_create(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_engin
     e->step = calloc((size_t)e->n, sizeof *e->step);
     e->layer = calloc((size_t)e->n, sizeof *e->layer);
     e->codes = calloc((size_t)e->n, sizeof *e->codes);
+    if (e->cfg.keep_acc && !(e->accs = calloc((size_t)e->n, sizeof *e->accs))) {
+        rc = qs_error(QS_ERR_NOMEM, "integer engine: out of memory");
+        goto fail;
+    }
     e->scr = calloc((size_t)e->nthreads, sizeof *e->scr);
     if (!e->step || !e->layer || !e->codes || !e->scr) {
         rc = qs_error(QS_ERR_NOMEM, "integer engine: out of memory");
@@ -1062,12 +1070,19 @@ int qs_int_forward(qs_int_t *e, const qs_tensor_t *x, int64_t index0, const qs_t
         for (int i = 0; i < e->n; i++) {
             qs_tensor_free(e->codes[i]);
             e->codes[i] = NULL;
+            if (e->accs) {
+                qs_tensor_free(e->accs[i]);
+                e->accs[i] = NULL;
+            }
         }
         for (int i = 0; i < e->n; i++) {
             const step_t *st = &e->step[i];
             if (st->kind == K_NONE || st->kind == K_SOFTMAX || e->codes[st->dst])
                 continue;
             int64_t shape[2] = {n, st->out_size};
+            if (e->accs && st->kind == K_DOT && !(e->accs[i] = qs_tensor_create(QS_I64, 2, shape)))
+                return qs_error(QS_ERR_NOMEM, "integer engine: out of memory for the accumulators of %lld images",
+                                (long long)n);
             if (!(e->codes[st->dst] = qs_tensor_create(QS_I32, 2, shape)))
                 return qs_error(QS_ERR_NOMEM, "integer engine: out of memory for the codes of %lld images",
                                 (long long)n);
@@ -1083,11 +1098,14 @@ int qs_int_forward(qs_int_t *e, const qs_tensor_t *x, int64_t index0, const qs_t
     e->count = n;
     e->out->shape[0] = n;
     e->out->size = n * g->num_classes;
-    for (int i = 0; i < e->n; i++)
-        if (e->codes[i]) {
-            e->codes[i]->shape[0] = n;
-            e->codes[i]->size = n * e->codes[i]->shape[1];
-        }
+    for (int i = 0; i < e->n; i++) {
+        qs_tensor_t *t[2] = {e->codes[i], e->accs ? e->accs[i] : NULL};
+        for (int k = 0; k < 2; k++)
+            if (t[k]) {
+                t[k]->shape[0] = n;
+                t[k]->size = n * t[k]->shape[1];
+            }
+    }
     int rc = qs_pool_for(e->pool, n, 1, run_range, e);
     /* per-thread counters merged: sums and maxima, so the result is independent of the split */
     for (int t = 0; t < e->nthreads; t++)
@@ -1115,6 +1133,11 @@ const qs_tensor_t *qs_int_codes(const qs_int_t *e, int node)
         return NULL;
     int d = e->step[node].kind == K_NONE ? e->q->layer[node].point : node;
     return d >= 0 && d < e->n ? e->codes[d] : NULL;
+}
+
+const qs_tensor_t *qs_int_accs(const qs_int_t *e, int node)
+{
+    return e && e->accs && node >= 0 && node < e->n ? e->accs[node] : NULL;
 }
 
 const qs_int_layer_t *qs_int_layer(const qs_int_t *e, int node)

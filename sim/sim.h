@@ -348,6 +348,7 @@ typedef struct {
     int noverrides;
     qs_int_override_t ov[QS_INT_MAX_OVERRIDES];
     bool trace;              /* every dot product through the order-exact path (exact partial-sum maxima) */
+    bool keep_acc;           /* keep the accumulator values of the last forward (qs_int_accs) */
 } qs_int_config_t;
 void qs_int_config_default(qs_int_config_t *c);
 /* "NAME:acc=SPEC" or "NAME:requant=SPEC"; the spec is checked here, the
@@ -384,6 +385,10 @@ int qs_int_forward(qs_int_t *e, const qs_tensor_t *x, int64_t index0, const qs_t
 /* Node i's output codes of the last forward, [N, per-sample] I32 (a chain's
  * codes are its last node's); NULL when the node has none. */
 const qs_tensor_t *qs_int_codes(const qs_int_t *e, int node);
+/* With keep_acc: conv2d/linear node i's accumulator values of the last
+ * forward, before requantization, [N, O·P] I64 in (channel, position) order
+ * (qs_acc_result_t.value); NULL for other nodes or without keep_acc. */
+const qs_tensor_t *qs_int_accs(const qs_int_t *e, int node);
 /* Accumulated since creation or the last reset. */
 const qs_int_layer_t *qs_int_layer(const qs_int_t *e, int node);
 void qs_int_reset_stats(qs_int_t *e);
