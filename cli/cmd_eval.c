@@ -20,6 +20,8 @@ void qs_help_eval(FILE *out)
             "Usage: quasar eval MODEL.h5 [--data SPEC] [--limit N] [--batch B] [--threads N]\n"
             "                            [--reference] [--json] [--layers]\n"
             "                            [--preset P] [--weights SPEC] [--acts SPEC] [--layer ...]\n"
+            "                            [--engine float|fake|int] [--acc SPEC] [--requant SPEC]\n"
+            "                            [--acc-trace]\n"
             "\n"
             "Runs MODEL with the float engine on every image of a dataset, normalized as\n"
             "the model file says, and prints top-1 and top-5 accuracy, the number of images,\n"
@@ -50,6 +52,29 @@ void qs_help_eval(FILE *out)
             "  --layers                 quantized: a table per layer: weight and activation\n"
             "                           quantizers, weight SQNR, activation SQNR and clipped\n"
             "                           fraction at each quantization point\n"
+            "\n"
+            "  --engine E               float, fake (the default when quantized) or int: the\n"
+            "                           bit-exact integer engine (docs/engine.md, \"The integer\n"
+            "                           engine\"); a float MODEL is quantized first (W8A8 unless\n"
+            "                           the options below say otherwise). The fake-quant engine\n"
+            "                           and the float model run on the same images: the summary\n"
+            "                           adds the fake-quant top-1, agreement and logit SQNR\n"
+            "                           against it, and the overflows; --layers prints per\n"
+            "                           conv2d/linear the accumulator, the share of outputs on\n"
+            "                           the fast path, outputs that overflowed, overflow events,\n"
+            "                           the largest |sum|, the width the data needed, the\n"
+            "                           guaranteed widths (data type, A2Q, A2Q+) and the output\n"
+            "                           codes that differ from fake-quant's\n"
+            "  --acc SPEC               int: every conv2d/linear accumulator (docs/spec.md,\n"
+            "                           \"Accumulators\"), e.g. int16,overflow=saturate;\n"
+            "                           default int32,overflow=wrap\n"
+            "  --requant SPEC           int: the requantizer (docs/spec.md, \"Requantizers\"):\n"
+            "                           float64 (default), float32, fixed-point, shift, or the\n"
+            "                           presets gemmlowp, qnnpack, onednn\n"
+            "  --layer NAME:acc=SPEC    int: one layer's accumulator (repeatable; also\n"
+            "  --layer NAME:requant=SPEC  NAME:requant=SPEC), on top of --acc/--requant\n"
+            "  --acc-trace              int: every dot product on the order-exact path, so the\n"
+            "                           largest partial sum is exact, not only the final one\n"
             "\n"
             "%s"
             "\n"
@@ -382,6 +407,27 @@ static void print_isummary(const opts_t *o, const qs_qnet_t *q, const qs_dataset
     printf("images/s    %.0f\n", r->img_s);
 }
 
+/* "int16 sat", "int32 wrap, 2 in int16 sat", "e5m10 +32", "exact expand": an accumulator in a table cell */
+static const char *acc_brief(const qs_acc_t *a, char *buf, size_t n)
+{
+    static const char *const ov[] = {"wrap", "sat", "exact"};
+    const char *form = a->zp_form == QS_ZP_EXPAND ? " expand" : "";
+    if (a->kind == QS_ACC_FLOAT) {
+        char p[16] = "";
+        if (a->promote)
+            snprintf(p, sizeof p, " +%d", a->promote);
+        snprintf(buf, n, "e%dm%d%s%s", a->exp_bits, a->man_bits, p, form);
+    } else if (a->overflow == QS_ACC_EXACT) {
+        snprintf(buf, n, "exact%s", form);
+    } else if (a->chunk > 0) {
+        snprintf(buf, n, "int%d %s, %d in int%d %s%s", a->bits, ov[a->overflow], a->chunk, a->chunk_bits,
+                 ov[a->chunk_overflow], form);
+    } else {
+        snprintf(buf, n, "int%d %s%s", a->bits, ov[a->overflow], form);
+    }
+    return buf;
+}
+
 static void print_ilayers(const qs_qnet_t *q, const qs_int_eval_t *r)
 {
     const qs_graph_t *g = q->g;
@@ -403,8 +449,8 @@ static void print_ilayers(const qs_qnet_t *q, const qs_int_eval_t *r)
                    qs_op_name(g->nodes[i].op), "", "", "", "", "", "", "", "", "", "", mm);
             continue;
         }
-        printf("%-14s %-7s %5" PRId64 " %-26.26s %8.1f%% %9.4f%% %12" PRId64 " %13" PRId64 " %6d %4d %4d %5d %9s\n",
-               g->nodes[i].name, qs_op_name(g->nodes[i].op), l->k, qs_acc_str(&l->acc, a, sizeof a),
+        printf("%-14s %-7s %5" PRId64 " %-26s %8.1f%% %9.4f%% %12" PRId64 " %13" PRId64 " %6d %4d %4d %5d %9s\n",
+               g->nodes[i].name, qs_op_name(g->nodes[i].op), l->k, acc_brief(&l->acc, a, sizeof a),
                l->outputs ? 100.0 * (double)l->fast / (double)l->outputs : 0.0,
                l->outputs ? 100.0 * (double)l->overflowed / (double)l->outputs : 0.0, l->events, l->max_abs,
                l->needed_bits, l->width_datatype, l->width_a2q, l->width_a2qplus, mm);

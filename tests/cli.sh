@@ -742,7 +742,16 @@ q 2 "eval bad weights spec" eval a.h5 --weights bitz=4
 err_has "--weights: unknown key 'bitz'" "eval bad weights spec"
 q 2 "eval bad override" eval a.h5 --layer conv1
 err_has "expected NAME:weights=SPEC" "eval bad override"
+q 2 "eval bad engine" eval a.h5 --engine fast
+err_has "expected float, fake or int" "eval bad engine"
+q 2 "eval bad acc" eval a.h5 --engine int --acc int99
+err_has "--acc" "eval bad acc"
+q 2 "eval bad requant" eval a.h5 --engine int --requant fixed-point,rounding=triple
+err_has "--requant" "eval bad requant"
+q 2 "eval bad acc override" eval a.h5 --engine int --layer fc:acc=int16,overflow=maybe
+err_has "fc" "eval bad acc override"
 q 0 "help eval" help eval
+out_has "--engine E" "help eval"; out_has "NAME:acc=SPEC" "help eval"; out_has "--acc-trace" "help eval"
 out_has "--preset P" "help eval"; out_has "--calib-images N" "help eval"; out_has "NAME:weights=SPEC" "help eval"
 ok "eval: quantization options are checked before any work (exit 2)"
 
@@ -765,6 +774,23 @@ if [ -f "$EV_MODEL" ] && [ -n "${QMDATA:-}" ] && [ -f "$QMDATA" ]; then
     q 1 "eval unknown layer" eval "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --layer conv9:w8a8
     err_has "'conv9' is not a layer of the model" "eval unknown layer"; err_has "stem, b1.dw" "eval unknown layer"
     ok "eval with quantization options: summary, per-layer table, JSON keys, unknown layers"
+
+    q 0 "eval --engine int --layers" eval "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --engine int \
+        --acc int16,overflow=saturate --layer fc:acc=int32 --layers
+    out_has "engine      int" "eval int"; out_has ", fake-quant 0." "eval int"
+    out_has "acc acc=int16,overflow=saturate" "eval int"; out_has "overflow    " "eval int"
+    grep -q '^stem  *conv2d  *9 int16 sat ' "$OUT" || fail "eval int --layers: stem row with K = 9"
+    grep -q '^fc  *linear  *128 int32 sat  *100.0%' "$OUT" || fail "eval int --layers: fc's own accumulator, fast"
+    q 0 "eval --engine int --json" eval "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --engine int --json \
+        --acc exact --requant gemmlowp
+    for k in fake_top1 fake_agreement fake_logit_sqnr_db overflow_fraction code_mismatch_fraction \
+             acc_needed_bits acc_width_a2q '"layers": ['; do
+        out_has "$k" "eval int --json"
+    done
+    q 1 "eval int unknown layer" eval "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --engine int \
+        --layer conv9:acc=int16
+    err_has "no node 'conv9'" "eval int unknown layer"
+    ok "eval --engine int: summary, per-layer accumulator table, JSON metrics, unknown layer"
 fi
 
 echo "1..$n"
