@@ -19,10 +19,17 @@
  * in the same run (the fake-quant overhead; 1.0 = free). --fake none skips
  * them.
  *
+ * Integer-engine cases (--int ACC, repeatable; default int32,
+ * int16,overflow=saturate and int16,overflow=wrap): the model quantized
+ * with the W8A8 preset, as above, run by the integer engine with that
+ * accumulator and float64 requantization; ratio_float as for fake-quant.
+ * --int none skips them.
+ *
  * Output: one line per case and thread count, `bench=engine
  * case=<model>-float threads=<n> img_s=... gmac_s=... images=... batch=...`
- * (`-reference` with --reference), and `case=<model>-fake-<preset> ...
- * ratio_float=...`; nothing else on stdout. */
+ * (`-reference` with --reference), `case=<model>-fake-<preset> ...
+ * ratio_float=...` and `case=<model>-int-<acc> ... ratio_float=...`;
+ * nothing else on stdout. */
 #include "sim/sim.h"
 
 #include <math.h>
@@ -64,16 +71,19 @@ static qs_tensor_t *images(const qs_graph_t *g, const char *spec, int64_t n)
     return x;
 }
 
-/* One forward pass over the images, through the float engine or the fake-quant engine. */
+/* One forward pass over the images, through the float, fake-quant or integer engine. */
 typedef struct {
     qs_engine_t *e;
     qs_fake_t *f;
+    qs_int_t *i;
 } runner_t;
 
 static int forward(runner_t *r, const qs_tensor_t *v, int64_t first)
 {
     const qs_tensor_t *y;
-    return r->e ? qs_engine_forward(r->e, v, &y) : qs_fake_forward_at(r->f, v, first, &y);
+    if (r->e)
+        return qs_engine_forward(r->e, v, &y);
+    return r->f ? qs_fake_forward_at(r->f, v, first, &y) : qs_int_forward(r->i, v, first, &y);
 }
 
 /* The best of reps passes over x after one warm-up pass, in seconds; < 0 on error. */
@@ -116,7 +126,7 @@ static int bench(const char *name, const qs_graph_t *g, const qs_tensor_t *x, in
 {
     qs_pool_t *pool = qs_pool_create(threads);
     qs_engine_opts_t o = {pool, reference};
-    runner_t r = {NULL, NULL};
+    runner_t r = {NULL, NULL, NULL};
     if (!pool || qs_engine_create(g, &o, &r.e) < 0) {
         qs_pool_free(pool);
         return -1;
@@ -158,31 +168,42 @@ static qs_dataset_t *calib_data(const qs_graph_t *g)
     return d;
 }
 
-/* The fake-quant engine against the float engine on the same folded graph. */
-static int bench_fake(const char *name, const char *preset, const qs_graph_t *g, const qs_tensor_t *x, int64_t batch,
-                      int threads, int reps)
+/* A quantized engine against the float engine on the same folded graph:
+ * fake-quant with the preset (acc NULL), or the integer engine at W8A8 with
+ * the accumulator acc. */
+static int bench_quant(const char *name, const char *preset, const char *acc, const qs_graph_t *g,
+                       const qs_tensor_t *x, int64_t batch, int threads, int reps)
 {
     qs_qconfig_t c;
     qs_qnet_t *q = NULL;
     qs_dataset_t *d = NULL;
     qs_pool_t *pool = qs_pool_create(threads);
     qs_engine_opts_t o = {pool, false};
-    runner_t rf = {NULL, NULL}, rq = {NULL, NULL};
+    runner_t rf = {NULL, NULL, NULL}, rq = {NULL, NULL, NULL};
     int rc = -1;
     qs_calib_opts_t co;
     qs_calib_opts_default(&co);
     co.pool = pool;
-    if (pool && qs_qconfig_preset(&c, preset, "--fake") >= 0 && qs_qnet_create(g, &c, &q) >= 0 &&
+    qs_int_config_t ic;
+    qs_int_config_default(&ic);
+    if (acc && qs_acc_parse(acc, "--int", &ic.acc) < 0)
+        goto done;
+    if (pool && qs_qconfig_preset(&c, acc ? "w8a8" : preset, "--fake") >= 0 && qs_qnet_create(g, &c, &q) >= 0 &&
         (d = calib_data(g)) && qs_qnet_calibrate(q, d, &co, NULL) >= 0 && qs_engine_create(q->g, &o, &rf.e) >= 0 &&
-        qs_fake_create(q, &o, NULL, &rq.f) >= 0) {
+        (acc ? qs_int_create(q, &ic, &o, &rq.i) : qs_fake_create(q, &o, NULL, &rq.f)) >= 0) {
         double tf = time_runs(&rf, x, batch, reps), tq = time_runs(&rq, x, batch, reps);
         if (tf > 0.0 && tq > 0.0) {
-            char kind[64];
-            snprintf(kind, sizeof kind, "fake-%s", preset);
+            char kind[96];
+            if (acc)
+                snprintf(kind, sizeof kind, "int-%s", acc);
+            else
+                snprintf(kind, sizeof kind, "fake-%s", preset);
             report(name, kind, g, threads, x->shape[0], batch, tq, tq / tf);
             rc = 0;
         }
     }
+done:
+    qs_int_free(rq.i);
     qs_fake_free(rq.f);
     qs_engine_free(rf.e);
     qs_dataset_free(d);
@@ -195,15 +216,15 @@ static int usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--model FILE.h5]... [--data SPEC] [--images N] [--batch B] [--reps R] [--threads N]... "
-            "[--case ARCH] [--reference] [--fake PRESET|none]...\n",
+            "[--case ARCH] [--reference] [--fake PRESET|none]... [--int ACC|none]...\n",
             argv0);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *models[16], *fakes[8];
-    int nfakes = 0;
+    const char *models[16], *fakes[8], *ints[8];
+    int nfakes = 0, nints = 0;
     int nmodels = 0, nthreads = 0, threads[8];
     const char *data = "fmnist:test", *only = NULL;
     int64_t n = 10000, batch = 256;
@@ -228,6 +249,8 @@ int main(int argc, char **argv)
             reference = true;
         else if (!strcmp(argv[i], "--fake") && i + 1 < argc && nfakes < 8)
             fakes[nfakes++] = argv[++i];
+        else if (!strcmp(argv[i], "--int") && i + 1 < argc && nints < 8)
+            ints[nints++] = argv[++i];
         else
             return usage(argv[0]);
     }
@@ -237,6 +260,13 @@ int main(int argc, char **argv)
         fakes[nfakes++] = "w8a8";
     if (nfakes == 1 && !strcmp(fakes[0], "none"))
         nfakes = 0;
+    if (nints == 0) {
+        ints[nints++] = "int32";
+        ints[nints++] = "int16,overflow=saturate";
+        ints[nints++] = "int16,overflow=wrap";
+    }
+    if (nints == 1 && !strcmp(ints[0], "none"))
+        nints = 0;
     if (nthreads == 0) {
         threads[0] = 1;
         threads[1] = 2;
@@ -282,8 +312,14 @@ int main(int argc, char **argv)
             }
         for (int k = 0; k < nfakes && !reference; k++)
             for (int t = 0; t < nthreads; t++)
-                if (bench_fake(name, fakes[k], g, x, batch, threads[t], reps) < 0) {
+                if (bench_quant(name, fakes[k], NULL, g, x, batch, threads[t], reps) < 0) {
                     fprintf(stderr, "bench/engine: %s, fake-quant %s: %s\n", name, fakes[k], qs_last_error());
+                    return 1;
+                }
+        for (int k = 0; k < nints && !reference; k++)
+            for (int t = 0; t < nthreads; t++)
+                if (bench_quant(name, NULL, ints[k], g, x, batch, threads[t], reps) < 0) {
+                    fprintf(stderr, "bench/engine: %s, integer engine %s: %s\n", name, ints[k], qs_last_error());
                     return 1;
                 }
         qs_tensor_free(x);

@@ -4,25 +4,36 @@
  * (quant/requant.c), add/concat/pools rescaled to their output grid, and
  * relu/relu6/clip as clamps on codes.
  *
- * A conv2d/linear output channel takes one of three paths:
+ * A conv2d/linear output channel takes one of four paths:
  *  - fast: a bound (|x - z_x|max · Σ|w - z_w| + |b|, or its expand-form
  *    counterpart) proves that no partial sum in any order can leave the
- *    register, so every overflow mode gives the exact sum: an int16 x int16
- *    -> int32 multiply-add over pairs of terms, vectorized across output
- *    positions;
+ *    register, so every overflow mode gives the exact sum: int16 x int16
+ *    -> int32 multiply-adds over pairs of terms (vpmaddwd), four channels
+ *    by sixteen output positions at a time;
+ *  - narrow: registers of at most 31 bits without chunks in the subtract
+ *    form, whose products and exact sums fit int32: the documented order
+ *    with the register rule in int32 lanes across output positions;
  *  - order-exact: the documented term order (docs/arithmetic.md,
  *    "Accumulation order") with the register rules, vectorized across
- *    output positions in int64 lanes;
+ *    output positions in int64 lanes (chunks, the expand form, wider
+ *    registers, --acc-trace);
  *  - scalar: qs_acc_dot one output at a time (float accumulators, registers
  *    past 62 bits, operands past int16).
- * All three give what qs_acc_dot gives (tests/test_int.c checks it). */
+ * All give what qs_acc_dot gives (tests/test_int.c checks it). */
 #include "sim/sim_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define QS_INT_AVX2 1
+#endif
 
 typedef enum { K_NONE = 0, K_INPUT, K_DOT, K_RESCALE, K_MAXPOOL, K_AVG, K_COPY, K_SOFTMAX } kind_t;
+
+/* the paths of an output channel (top of the file) */
+enum { PATH_FAST = 0, PATH_ORDERED = 1, PATH_SCALAR = 2, PATH_NARROW = 3 };
 
 /* one input of a rescale: its code minus z, times m */
 typedef struct {
@@ -56,9 +67,10 @@ typedef struct {
     int64_t *bias;          /* [O] int32 codes, 0 without */
     float *fbias;           /* [O] the float bias for requant bias=float, or NULL */
     qs_rq_channel_t *rqc;   /* [O] */
-    uint8_t *path;          /* [O]: 0 fast, 1 order-exact, 2 scalar */
+    uint8_t *path;          /* [O]: PATH_* */
     int32_t zx;
     bool fast16;
+    bool narrow;            /* some channel takes PATH_NARROW: the columns layout is built */
     /* rescales and pools */
     rs_out_t out;
     rs_in_t rin[QS_MAX_INPUTS];
@@ -76,9 +88,12 @@ typedef struct {
 } lstat_t;
 
 typedef struct {
-    int16_t *x16;   /* a group's plane of x - z_x, and a 0 for padding */
+    int16_t *xpad;  /* a group's plane of x - z_x with its padding (0) */
     int16_t *xp;    /* [KP][Ppad][2] */
-    int32_t *acc32; /* [Ppad] */
+    int16_t *xc;    /* [K][Ppad]: the columns, for the narrow path */
+    int32_t *acc32; /* [4][Ppad] */
+    int32_t *n32;   /* narrow path lanes: register, exact sum, events [3][Ppad] */
+    int *olist;     /* a group's fast channels */
     int64_t *r, *e, *c, *mx, *ev, *sx; /* order-exact lanes [Ppad] */
     int64_t *row, *t; /* a channel's accumulators, the terms [Ppad] */
     int32_t *col;   /* scalar path: one column */
@@ -365,10 +380,11 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
         int64_t pi = wp->count == 1 ? 0 : o;
         st->zw[o] = wp->zero_point[pi];
         const int32_t *wr = st->wraw + o * K;
-        int64_t l1 = 0, l1raw = 0, sumw = 0;
+        int64_t l1 = 0, l1raw = 0, sumw = 0, maxw = 0;
         for (int64_t k = 0; k < K; k++) {
             int64_t d = (int64_t)wr[k] - st->zw[o];
             l1 += llabs(d);
+            maxw = llabs(d) > maxw ? llabs(d) : maxw;
             l1raw += llabs((int64_t)wr[k]);
             sumw += wr[k];
             if (d < -32767 || d > 32767)
@@ -404,10 +420,17 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
         ls->safe_channels += safe;
         bool order_ok = a->kind == QS_ACC_INT && a->bits <= 62 && (a->chunk == 0 || a->chunk_bits <= 62) &&
                         bound <= (INT64_C(1) << 61) && st->fast16 && maxraw <= 32767 + 65536;
+        /* the narrow path: every product, partial register value plus product and exact sum fit int32 */
+        bool narrow_ok = a->kind == QS_ACC_INT && a->overflow != QS_ACC_EXACT && a->bits <= 31 && a->chunk == 0 &&
+                         (a->zp_form == QS_ZP_SUBTRACT || (zx == 0 && st->zw[o] == 0)) && st->fast16 &&
+                         sat_mul(maxx, maxw) <= (INT64_C(1) << 30) && prods <= INT32_MAX;
         if (safe && st->fast16 && bound <= INT32_MAX && !e->cfg.trace)
-            st->path[o] = 0;
+            st->path[o] = PATH_FAST;
+        else if (narrow_ok && !e->cfg.trace)
+            st->path[o] = PATH_NARROW;
         else
-            st->path[o] = order_ok ? 1 : 2;
+            st->path[o] = order_ok ? PATH_ORDERED : PATH_SCALAR;
+        st->narrow |= st->path[o] == PATH_NARROW;
         int wd = qs_acc_width_datatype(K, xq->bits, L->wquant.bits, x_signed);
         int wa = qs_acc_width_a2q(l1, xq->bits, x_signed);
         int wq = qs_acc_width_a2qplus(l1, xq->bits);
@@ -415,9 +438,11 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
         ls->width_a2q = wa > ls->width_a2q ? wa : ls->width_a2q;
         ls->width_a2qplus = wq > ls->width_a2qplus ? wq : ls->width_a2qplus;
     }
-    if (!st->fast16)
+    if (!st->fast16) {
         for (int64_t o = 0; o < O; o++)
-            st->path[o] = 2;
+            st->path[o] = PATH_SCALAR;
+        st->narrow = false;
+    }
     return QS_OK;
 }
 
@@ -536,18 +561,173 @@ static int prepare(qs_int_t *e)
 
 /* ---- kernels ------------------------------------------------------------------------------------- */
 
-/* acc[p] = Σ_kp xp[kp][p][0]·w[2kp] + xp[kp][p][1]·w[2kp+1], p < Ppad: int16 products summed
- * in pairs into int32 (vpmaddwd/vpdpwssd where the compiler targets them). */
-static void dot_fast(int64_t KP, int64_t Ppad, const int16_t *restrict xp, const int16_t *restrict w,
-                     int32_t *restrict acc)
+/* acc[p] = Σ_kp xp[kp][p][0]·w[2kp] + xp[kp][p][1]·w[2kp+1], p < Ppad: int16 products summed in
+ * pairs into int32 */
+static void dot1_c(int64_t KP, int64_t Ppad, const int16_t *restrict xp, const int16_t *restrict w,
+                   int32_t *restrict a)
 {
     for (int64_t p = 0; p < Ppad; p++)
-        acc[p] = 0;
+        a[p] = 0;
     for (int64_t kp = 0; kp < KP; kp++) {
         const int32_t w0 = w[2 * kp], w1 = w[2 * kp + 1];
         const int16_t *restrict x = xp + kp * Ppad * 2;
         for (int64_t p = 0; p < Ppad; p++)
-            acc[p] += (int32_t)x[2 * p] * w0 + (int32_t)x[2 * p + 1] * w1;
+            a[p] += (int32_t)x[2 * p] * w0 + (int32_t)x[2 * p + 1] * w1;
+    }
+}
+
+/* dot1_c for four channels (the vector kernels share each load of x between them) */
+static void dot4_c(int64_t KP, int64_t Ppad, const int16_t *restrict xp, const int16_t *const w[4],
+                   int32_t *const acc[4])
+{
+    for (int j = 0; j < 4; j++)
+        dot1_c(KP, Ppad, xp, w[j], acc[j]);
+}
+
+/* Σ_k x[k]·w[k] over n int16 terms, exactly in int32 (the caller's bound) */
+static int32_t dotk_c(const int16_t *restrict x, const int16_t *restrict w, int64_t n)
+{
+    int32_t a = 0;
+    for (int64_t k = 0; k < n; k++)
+        a += (int32_t)x[k] * w[k];
+    return a;
+}
+
+#ifdef QS_INT_AVX2
+/* dot4_c with vpmaddwd: a block of 4 channels by 16 positions in 8 registers. */
+__attribute__((target("avx2"))) static void dot4_avx2(int64_t KP, int64_t Ppad, const int16_t *restrict xp,
+                                                      const int16_t *const w[4], int32_t *const acc[4])
+{
+    for (int64_t p = 0; p < Ppad; p += 16) {
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+        const int16_t *x = xp + p * 2;
+        for (int64_t kp = 0; kp < KP; kp++, x += Ppad * 2) {
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)x), x1 = _mm256_loadu_si256((const __m256i *)(x + 16));
+            int32_t v[4];
+            for (int j = 0; j < 4; j++)
+                memcpy(&v[j], w[j] + 2 * kp, sizeof v[j]);
+            __m256i wv = _mm256_set1_epi32(v[0]);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(x0, wv));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(x1, wv));
+            wv = _mm256_set1_epi32(v[1]);
+            b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(x0, wv));
+            b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(x1, wv));
+            wv = _mm256_set1_epi32(v[2]);
+            c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(x0, wv));
+            c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(x1, wv));
+            wv = _mm256_set1_epi32(v[3]);
+            d0 = _mm256_add_epi32(d0, _mm256_madd_epi16(x0, wv));
+            d1 = _mm256_add_epi32(d1, _mm256_madd_epi16(x1, wv));
+        }
+        _mm256_storeu_si256((__m256i *)(acc[0] + p), a0);
+        _mm256_storeu_si256((__m256i *)(acc[0] + p + 8), a1);
+        _mm256_storeu_si256((__m256i *)(acc[1] + p), b0);
+        _mm256_storeu_si256((__m256i *)(acc[1] + p + 8), b1);
+        _mm256_storeu_si256((__m256i *)(acc[2] + p), c0);
+        _mm256_storeu_si256((__m256i *)(acc[2] + p + 8), c1);
+        _mm256_storeu_si256((__m256i *)(acc[3] + p), d0);
+        _mm256_storeu_si256((__m256i *)(acc[3] + p + 8), d1);
+    }
+}
+
+__attribute__((target("avx2"))) static void dot1_avx2(int64_t KP, int64_t Ppad, const int16_t *restrict xp,
+                                                      const int16_t *restrict w, int32_t *restrict acc)
+{
+    for (int64_t p = 0; p < Ppad; p += 16) {
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+        const int16_t *x = xp + p * 2;
+        for (int64_t kp = 0; kp < KP; kp++, x += Ppad * 2) {
+            int32_t v;
+            memcpy(&v, w + 2 * kp, sizeof v);
+            const __m256i wv = _mm256_set1_epi32(v);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x), wv));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x + 16)), wv));
+        }
+        _mm256_storeu_si256((__m256i *)(acc + p), a0);
+        _mm256_storeu_si256((__m256i *)(acc + p + 8), a1);
+    }
+}
+
+__attribute__((target("avx2"))) static int32_t dotk_avx2(const int16_t *restrict x, const int16_t *restrict w,
+                                                         int64_t n)
+{
+    __m256i a = _mm256_setzero_si256();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16)
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x + k)),
+                                                  _mm256_loadu_si256((const __m256i *)(w + k))));
+    int32_t v[8];
+    _mm256_storeu_si256((__m256i *)v, a);
+    uint32_t t = 0; /* the exact sum fits int32; lanes may not add in order without wrapping */
+    for (int i = 0; i < 8; i++)
+        t += (uint32_t)v[i];
+    return (int32_t)(t + (uint32_t)dotk_c(x + k, w + k, n - k));
+}
+#endif
+
+/* the x86 kernels when the CPU has them (set once by qs_int_create) */
+static bool use_avx2;
+
+static void dot4(int64_t KP, int64_t Ppad, const int16_t *xp, const int16_t *const w[4], int32_t *const acc[4])
+{
+#ifdef QS_INT_AVX2
+    if (use_avx2) {
+        dot4_avx2(KP, Ppad, xp, w, acc);
+        return;
+    }
+#endif
+    dot4_c(KP, Ppad, xp, w, acc);
+}
+
+static void dot1(int64_t KP, int64_t Ppad, const int16_t *xp, const int16_t *w, int32_t *acc)
+{
+#ifdef QS_INT_AVX2
+    if (use_avx2) {
+        dot1_avx2(KP, Ppad, xp, w, acc);
+        return;
+    }
+#endif
+    dot1_c(KP, Ppad, xp, w, acc);
+}
+
+static int32_t dotk(const int16_t *x, const int16_t *w, int64_t n)
+{
+#ifdef QS_INT_AVX2
+    if (use_avx2)
+        return dotk_avx2(x, w, n);
+#endif
+    return dotk_c(x, w, n);
+}
+
+/* The narrow path for one channel over n positions: the products (x - z_x)(w - z_w) of k = 0..K-1 in
+ * order into a register of W <= 31 bits in int32 lanes (r), with their exact sums (ex) and overflow
+ * events (ev); every value fits int32 (prep_dot's condition). xc: [K][ld] columns. */
+QS_TARGET_CLONES
+static void narrow_lanes(const int16_t *restrict xc, int64_t K, int64_t ld, const int16_t *restrict w, int64_t n,
+                         int bits, bool saturate, int32_t *restrict r, int32_t *restrict ex, int32_t *restrict ev)
+{
+    const int32_t hi = (int32_t)((INT64_C(1) << (bits - 1)) - 1), lo = -hi - 1;
+    const int sh = 32 - bits;
+    for (int64_t p = 0; p < n; p++)
+        r[p] = ex[p] = ev[p] = 0;
+    for (int64_t k = 0; k < K; k++) {
+        const int32_t wk = w[k];
+        const int16_t *restrict x = xc + k * ld;
+        if (saturate) {
+            for (int64_t p = 0; p < n; p++) {
+                const int32_t t = (int32_t)x[p] * wk, v = r[p] + t;
+                ev[p] += (v > hi) | (v < lo);
+                r[p] = v > hi ? hi : v < lo ? lo : v;
+                ex[p] += t;
+            }
+        } else {
+            for (int64_t p = 0; p < n; p++) {
+                const int32_t t = (int32_t)x[p] * wk, v = r[p] + t;
+                ev[p] += (v > hi) | (v < lo);
+                r[p] = (int32_t)((uint32_t)v << sh) >> sh;
+                ex[p] += t;
+            }
+        }
     }
 }
 
@@ -691,61 +871,185 @@ static void requant_row(const step_t *st, int64_t o, const int64_t *acc, int64_t
         y[p] = qs_requant_apply(c, acc[p], fb);
 }
 
+/* requant_row for int32 accumulators (the fast path's): float64 with ties to even vectorizes here */
+QS_TARGET_CLONES
+static void requant32_f64(const int32_t *restrict acc, int64_t n, double m, double z, double lo, double hi,
+                          int32_t *restrict y)
+{
+    for (int64_t p = 0; p < n; p++) {
+        double v = rint((double)acc[p] * m) + z;
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        y[p] = (int32_t)v;
+    }
+}
+
+static void requant_row32(const step_t *st, int64_t o, const int32_t *acc, int64_t n, int32_t *y)
+{
+    const qs_rq_channel_t *c = &st->rqc[o];
+    if (st->rq.kind == QS_RQ_FLOAT64 && st->rq.round == QS_ROUND_NEAREST_EVEN) {
+        requant32_f64(acc, n, c->m64, c->zp, c->qmin, c->qmax, y);
+        return;
+    }
+    const float fb = st->fbias ? st->fbias[o] : 0.0f;
+    for (int64_t p = 0; p < n; p++)
+        y[p] = qs_requant_apply(c, acc[p], fb);
+}
+
+/* x - z_x of group gi as int16, in the pairs layout xp (and the columns xc for the narrow path):
+ * through a zero-padded plane (0 = the input zero point), row by row. */
+static void gather(const step_t *st, const int32_t *xg, scratch_t *s)
+{
+    const int64_t P = st->P, Ppad = st->Ppad, KP = st->KP, K = st->K;
+    if (Ppad == 1) { /* linear: the columns are the pairs */
+        for (int64_t k = 0; k < K; k++)
+            s->xp[k] = (int16_t)(xg[k] - st->zx);
+        for (int64_t k = K; k < 2 * KP; k++)
+            s->xp[k] = 0;
+        return;
+    }
+    const qs_sim_conv_t *G = &st->geo;
+    const int64_t cg = G->c / G->groups, PH = G->h + G->pt + G->pb, PW = G->w + G->pl + G->pr;
+    const int64_t OH = G->oh, OW = G->ow, sh = G->sh, sw = G->sw;
+    int16_t *xq = s->xpad;
+    memset(xq, 0, (size_t)(cg * PH * PW) * sizeof *xq);
+    for (int64_t c = 0; c < cg; c++)
+        for (int64_t iy = 0; iy < G->h; iy++) {
+            const int32_t *src = xg + (c * G->h + iy) * G->w;
+            int16_t *d = xq + (c * PH + iy + G->pt) * PW + G->pl;
+            for (int64_t ix = 0; ix < G->w; ix++)
+                d[ix] = (int16_t)(src[ix] - st->zx);
+        }
+#define QS_TAP(k) (xq + ((k) / (G->kh * G->kw)) * PH * PW + ((k) / G->kw % G->kh) * G->dh * PW + ((k) % G->kw) * G->dw)
+    for (int64_t kp = 0; kp < KP; kp++) {
+        int16_t *d = s->xp + kp * Ppad * 2;
+        const int16_t *s0 = QS_TAP(2 * kp), *s1 = 2 * kp + 1 < K ? QS_TAP(2 * kp + 1) : NULL;
+        for (int64_t oy = 0; oy < OH; oy++) {
+            const int16_t *r0 = s0 + oy * sh * PW, *r1 = s1 ? s1 + oy * sh * PW : NULL;
+            int16_t *dd = d + 2 * oy * OW;
+            if (r1 && sw == 1)
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    dd[2 * ox] = r0[ox];
+                    dd[2 * ox + 1] = r1[ox];
+                }
+            else if (r1)
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    dd[2 * ox] = r0[ox * sw];
+                    dd[2 * ox + 1] = r1[ox * sw];
+                }
+            else
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    dd[2 * ox] = r0[ox * sw];
+                    dd[2 * ox + 1] = 0;
+                }
+        }
+        for (int64_t p = P; p < Ppad; p++)
+            d[2 * p] = d[2 * p + 1] = 0;
+    }
+    if (st->narrow)
+        for (int64_t k = 0; k < K; k++) {
+            int16_t *d = s->xc + k * Ppad;
+            const int16_t *sk = QS_TAP(k);
+            for (int64_t oy = 0; oy < OH; oy++)
+                for (int64_t ox = 0; ox < OW; ox++)
+                    d[oy * OW + ox] = sk[oy * sh * PW + ox * sw];
+            for (int64_t p = P; p < Ppad; p++)
+                d[p] = 0;
+        }
+#undef QS_TAP
+}
+
+/* Fast channels ol[0..n), n <= 4: the exact sums plus the bias (which the bound keeps in int32),
+ * to rows (when kept) and requantized to y. */
+static void run_fast(const step_t *st, const int *ol, int n, int64_t *const rows[4], int32_t *const y[4],
+                     scratch_t *s, lstat_t *ls)
+{
+    const int64_t P = st->P, Ppad = st->Ppad, KP = st->KP;
+    const int16_t *w[4];
+    int32_t *acc[4];
+    for (int j = 0; j < 4; j++) {
+        w[j] = st->w16 + ol[j < n ? j : n - 1] * 2 * KP;
+        acc[j] = s->acc32 + j * Ppad;
+    }
+    if (Ppad == 1)
+        for (int j = 0; j < n; j++)
+            acc[j][0] = dotk(s->xp, w[j], 2 * KP);
+    else if (n < 4)
+        for (int j = 0; j < n; j++)
+            dot1(KP, Ppad, s->xp, w[j], acc[j]);
+    else
+        dot4(KP, Ppad, s->xp, w, acc);
+    for (int j = 0; j < n; j++) {
+        const int64_t o = ol[j];
+        const int32_t b = (int32_t)st->bias[o];
+        int32_t *a = acc[j], m = 0;
+        for (int64_t p = 0; p < P; p++) {
+            a[p] += b;
+            int32_t v = a[p] < 0 ? -a[p] : a[p];
+            m = v > m ? v : m;
+        }
+        ls->max_abs = m > ls->max_abs ? m : ls->max_abs;
+        if (rows[j])
+            for (int64_t p = 0; p < P; p++)
+                rows[j][p] = a[p];
+        requant_row32(st, o, a, P, y[j]);
+    }
+    ls->fast += n * P;
+    ls->outputs += n * P;
+}
+
 /* One sample: x the input codes, y the output codes, keep (or NULL) the accumulators. */
 static void run_dot(const step_t *st, const int32_t *x, int32_t *y, int64_t *keep, scratch_t *s)
 {
-    const int64_t P = st->P, Ppad = st->Ppad, KP = st->KP, K = st->K, plane = st->plane;
+    const int64_t P = st->P, Ppad = st->Ppad, K = st->K, plane = st->plane;
     const int32_t zx = st->zx;
     lstat_t *ls = &s->st[st->node];
     for (int64_t gi = 0; gi < st->geo.groups; gi++) {
         const int32_t *xg = x + gi * plane;
-        if (st->fast16) {
-            for (int64_t j = 0; j < plane; j++)
-                s->x16[j] = (int16_t)(xg[j] - zx);
-            s->x16[plane] = 0;
-            if (Ppad == 1) {
-                for (int64_t k = 0; k < 2 * KP; k++)
-                    s->xp[k] = k < K ? s->x16[st->gidx[k]] : 0;
-            } else {
-                for (int64_t kp = 0; kp < KP; kp++) {
-                    int16_t *d = s->xp + kp * Ppad * 2;
-                    const int32_t *i0 = st->gidx + (2 * kp) * P, *i1 = 2 * kp + 1 < K ? i0 + P : NULL;
-                    for (int64_t p = 0; p < P; p++) {
-                        d[2 * p] = s->x16[i0[p]];
-                        d[2 * p + 1] = i1 ? s->x16[i1[p]] : 0;
-                    }
-                    for (int64_t p = P; p < Ppad; p++)
-                        d[2 * p] = d[2 * p + 1] = 0;
-                }
+        if (st->fast16)
+            gather(st, xg, s);
+        /* the fast channels, four at a time */
+        int nf = 0;
+        for (int64_t j = 0; j < st->ocg; j++)
+            if (st->path[gi * st->ocg + j] == PATH_FAST)
+                s->olist[nf++] = (int)(gi * st->ocg + j);
+        for (int b = 0; b < nf; b += 4) {
+            int n = nf - b < 4 ? nf - b : 4;
+            int64_t *rows[4];
+            int32_t *yo[4];
+            for (int j = 0; j < 4; j++) {
+                int o = s->olist[b + (j < n ? j : 0)];
+                rows[j] = keep ? keep + o * P : NULL;
+                yo[j] = y + o * P;
             }
+            run_fast(st, s->olist + b, n, rows, yo, s, ls);
         }
         for (int64_t j = 0; j < st->ocg; j++) {
             const int64_t o = gi * st->ocg + j;
             int32_t *yo = y + o * P;
             int64_t *accrow = keep ? keep + o * P : s->row;
-            if (st->path[o] == 0) {
-                const int16_t *w = st->w16 + o * 2 * KP;
-                if (Ppad == 1) {
-                    int32_t a = 0;
-                    for (int64_t k = 0; k < 2 * KP; k++)
-                        a += (int32_t)s->xp[k] * w[k];
-                    s->acc32[0] = a;
-                } else {
-                    dot_fast(KP, Ppad, s->xp, w, s->acc32);
+            switch (st->path[o]) {
+            case PATH_FAST: continue;
+            case PATH_NARROW: {
+                const qs_acc_t *a = &st->acc;
+                int32_t *r = s->n32, *ex = r + Ppad, *ev = ex + Ppad;
+                const int16_t *xc = Ppad == 1 ? s->xp : s->xc;
+                narrow_lanes(xc, K, Ppad, st->w16 + o * 2 * st->KP, P, a->bits, a->overflow == QS_ACC_SATURATE,
+                             r, ex, ev);
+                const int64_t hi = (INT64_C(1) << (a->bits - 1)) - 1, lo = -hi - 1, b = st->bias[o];
+                for (int64_t p = 0; p < P; p++) { /* the bias, last, through the register rule */
+                    int64_t v = (int64_t)r[p] + b, events = ev[p];
+                    if (b)
+                        v = reg_add(r[p], b, lo, hi, 64 - a->bits, a->overflow, &events);
+                    accrow[p] = v;
+                    ls->events += events;
+                    ls->overflowed += events > 0;
+                    int64_t m = llabs((int64_t)ex[p] + b);
+                    ls->max_abs = m > ls->max_abs ? m : ls->max_abs;
                 }
-                int64_t mx = ls->max_abs;
-                for (int64_t p = 0; p < P; p++) {
-                    accrow[p] = (int64_t)s->acc32[p] + st->bias[o];
-                    int64_t m = llabs(accrow[p]);
-                    mx = m > mx ? m : mx;
-                }
-                ls->max_abs = mx;
-                ls->fast += P;
-                ls->outputs += P;
-                requant_row(st, o, accrow, P, yo);
-                continue;
+                break;
             }
-            if (st->path[o] == 1) {
+            case PATH_ORDERED:
                 dot_ordered(st, o, s, P, s->t);
                 for (int64_t p = 0; p < P; p++) {
                     accrow[p] = s->r[p];
@@ -755,24 +1059,23 @@ static void run_dot(const step_t *st, const int32_t *x, int32_t *y, int64_t *kee
                     int64_t m = llabs(s->e[p]);
                     ls->max_abs = m > ls->max_abs ? m : ls->max_abs;
                 }
-                ls->outputs += P;
-                requant_row(st, o, accrow, P, yo);
-                continue;
-            }
-            /* scalar: one column at a time through the reference */
-            for (int64_t p = 0; p < P; p++) {
-                for (int64_t k = 0; k < K; k++) {
-                    int32_t gx = st->gidx[k * P + p];
-                    s->col[k] = gx == plane ? zx : xg[gx];
+                break;
+            default: /* scalar: one column at a time through the reference */
+                for (int64_t p = 0; p < P; p++) {
+                    for (int64_t k = 0; k < K; k++) {
+                        int32_t gx = st->gidx[k * P + p];
+                        s->col[k] = gx == plane ? zx : xg[gx];
+                    }
+                    qs_acc_result_t r;
+                    qs_acc_dot(&st->acc, s->col, 1, st->wraw + o * K, 1, K, zx, st->zw[o], st->bias[o], &r);
+                    accrow[p] = r.value;
+                    ls->events += r.events;
+                    ls->overflowed += r.events > 0;
+                    ls->max_partial = r.max_abs > ls->max_partial ? r.max_abs : ls->max_partial;
+                    int64_t m = r.exact < 0 ? -r.exact : r.exact;
+                    ls->max_abs = m > ls->max_abs ? m : ls->max_abs;
                 }
-                qs_acc_result_t r;
-                qs_acc_dot(&st->acc, s->col, 1, st->wraw + o * K, 1, K, zx, st->zw[o], st->bias[o], &r);
-                accrow[p] = r.value;
-                ls->events += r.events;
-                ls->overflowed += r.events > 0;
-                ls->max_partial = r.max_abs > ls->max_partial ? r.max_abs : ls->max_partial;
-                int64_t m = r.exact < 0 ? -r.exact : r.exact;
-                ls->max_abs = m > ls->max_abs ? m : ls->max_abs;
+                break;
             }
             ls->outputs += P;
             requant_row(st, o, accrow, P, yo);
@@ -856,6 +1159,17 @@ static int run_sample(qs_int_t *e, int64_t s, scratch_t *sc)
                         v[0] = (int64_t)x[k][j] - st->rin[k].z;
                         *d++ = rescale(&st->out, &st->rin[k], v, 1);
                     }
+            } else if (st->nin == 2 && st->out.rq->kind == QS_RQ_FLOAT64 &&
+                       st->out.rq->round == QS_ROUND_NEAREST_EVEN) {
+                /* rescale() for a two-input add at float64, ties to even, in one loop */
+                const double m0 = st->rin[0].m64, m1 = st->rin[1].m64, zy = st->out.zy;
+                const double lo = st->out.lo, hi = st->out.hi;
+                const int32_t z0 = st->rin[0].z, z1 = st->rin[1].z;
+                for (int64_t j = 0; j < st->out_size; j++) {
+                    double a = (double)(x[0][j] - z0) * m0 + (double)(x[1][j] - z1) * m1;
+                    double q = rint(a) + zy;
+                    y[j] = (int32_t)(q < lo ? lo : q > hi ? hi : q);
+                }
             } else {
                 for (int64_t j = 0; j < st->out_size; j++) {
                     for (int k = 0; k < st->nin; k++)
@@ -950,9 +1264,12 @@ void qs_int_free(qs_int_t *e)
     }
     for (int t = 0; e->scr && t < e->nthreads; t++) {
         scratch_t *s = &e->scr[t];
-        qs_free(s->x16);
+        qs_free(s->xpad);
         qs_free(s->xp);
         qs_free(s->acc32);
+        qs_free(s->n32);
+        qs_free(s->xc);
+        free(s->olist);
         qs_free(s->r);
         free(s->col);
         free(s->st);
@@ -987,6 +1304,9 @@ int qs_int_create(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_engin
         e->cfg = *cfg;
     else
         qs_int_config_default(&e->cfg);
+#ifdef QS_INT_AVX2
+    use_avx2 = __builtin_cpu_supports("avx2");
+#endif
     e->pool = opts ? opts->pool : NULL;
     e->nthreads = qs_pool_threads(e->pool);
     int rc = QS_OK;
@@ -1019,25 +1339,32 @@ int qs_int_create(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_engin
         if ((rc = grid_of(e, src, &e->s_y, &e->z_y, &a, &b, NULL)) < 0)
             goto fail;
     }
-    int64_t plane = 1, xp = 2, ppad = 1, k = 1;
+    int64_t plane = 1, xp = 2, xc = 1, ppad = 1, k = 1, ocg = 1;
     for (int i = 0; i < e->n; i++) {
         const step_t *st = &e->step[i];
         if (st->kind != K_DOT)
             continue;
-        plane = st->plane + 1 > plane ? st->plane + 1 : plane;
+        const qs_sim_conv_t *G = &st->geo;
+        const int64_t pp = G->c / G->groups * (G->h + G->pt + G->pb) * (G->w + G->pl + G->pr);
+        plane = pp > plane ? pp : plane;
         xp = st->KP * st->Ppad * 2 > xp ? st->KP * st->Ppad * 2 : xp;
         ppad = st->Ppad > ppad ? st->Ppad : ppad;
         k = st->K > k ? st->K : k;
+        xc = st->K * st->Ppad > xc ? st->K * st->Ppad : xc;
+        ocg = st->ocg > ocg ? st->ocg : ocg;
     }
     for (int t = 0; t < e->nthreads; t++) {
         scratch_t *s = &e->scr[t];
-        s->x16 = qs_alloc((size_t)plane * sizeof *s->x16);
+        s->xpad = qs_alloc((size_t)plane * sizeof *s->xpad);
         s->xp = qs_alloc((size_t)xp * sizeof *s->xp);
-        s->acc32 = qs_alloc((size_t)ppad * sizeof *s->acc32);
-        s->r = qs_alloc((size_t)(8 * ppad) * sizeof *s->r);
+        s->acc32 = qs_alloc((size_t)(4 * ppad) * sizeof *s->acc32);
+        s->n32 = qs_alloc((size_t)(3 * ppad) * sizeof *s->n32);
+        s->xc = qs_alloc((size_t)xc * sizeof *s->xc);
+        s->olist = malloc((size_t)ocg * sizeof *s->olist);
+        s->r = qs_alloc((size_t)(11 * ppad) * sizeof *s->r);
         s->col = malloc((size_t)k * sizeof *s->col);
         s->st = calloc((size_t)e->n, sizeof *s->st);
-        if (!s->x16 || !s->xp || !s->acc32 || !s->r || !s->col || !s->st) {
+        if (!s->xpad || !s->xp || !s->acc32 || !s->n32 || !s->xc || !s->olist || !s->r || !s->col || !s->st) {
             rc = qs_error(QS_ERR_NOMEM, "integer engine: out of memory for scratch");
             goto fail;
         }
@@ -1047,7 +1374,7 @@ int qs_int_create(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_engin
         s->sx = s->r + 4 * ppad;
         s->ev = s->r + 5 * ppad;
         s->row = s->r + 6 * ppad;
-        s->t = s->r + 7 * ppad;
+        s->t = s->r + 10 * ppad;
     }
     *out = e;
     return QS_OK;
