@@ -71,6 +71,8 @@ typedef struct {
     int32_t zx;
     bool fast16;
     bool narrow;            /* some channel takes PATH_NARROW: the columns layout is built */
+    bool pairs;             /* some channel takes PATH_FAST or PATH_ORDERED: the pairs layout is built */
+    bool pointwise;         /* 1x1, stride 1, no padding: the padded plane is the columns layout */
     /* rescales and pools */
     rs_out_t out;
     rs_in_t rin[QS_MAX_INPUTS];
@@ -91,6 +93,8 @@ typedef struct {
     int16_t *xpad;  /* a group's plane of x - z_x with its padding (0) */
     int16_t *xp;    /* [KP][Ppad][2] */
     int16_t *xc;    /* [K][Ppad]: the columns, for the narrow path */
+    const int16_t *cols; /* the columns of the current group: xc, xpad (pointwise) or xp (linear) */
+    int64_t ld;     /* ... and their row stride */
     int32_t *acc32; /* [4][Ppad] */
     int32_t *n32;   /* narrow path lanes: register, exact sum, events [3][Ppad] */
     int *olist;     /* a group's fast channels */
@@ -431,6 +435,7 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
         else
             st->path[o] = order_ok ? PATH_ORDERED : PATH_SCALAR;
         st->narrow |= st->path[o] == PATH_NARROW;
+        st->pairs |= st->path[o] == PATH_FAST || st->path[o] == PATH_ORDERED;
         int wd = qs_acc_width_datatype(K, xq->bits, L->wquant.bits, x_signed);
         int wa = qs_acc_width_a2q(l1, xq->bits, x_signed);
         int wq = qs_acc_width_a2qplus(l1, xq->bits);
@@ -441,8 +446,10 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
     if (!st->fast16) {
         for (int64_t o = 0; o < O; o++)
             st->path[o] = PATH_SCALAR;
-        st->narrow = false;
+        st->narrow = st->pairs = false;
     }
+    st->pointwise = G->kh == 1 && G->kw == 1 && G->sh == 1 && G->sw == 1 && G->pt == 0 && G->pl == 0 &&
+                    G->pb == 0 && G->pr == 0 && nd->op == QS_OP_CONV2D;
     return QS_OK;
 }
 
@@ -701,35 +708,55 @@ static int32_t dotk(const int16_t *x, const int16_t *w, int64_t n)
 
 /* The narrow path for one channel over n positions: the products (x - z_x)(w - z_w) of k = 0..K-1 in
  * order into a register of W <= 31 bits in int32 lanes (r), with their exact sums (ex) and overflow
- * events (ev); every value fits int32 (prep_dot's condition). xc: [K][ld] columns. */
+ * events (ev); every value fits int32 (prep_dot's condition). xc: [K][ld] columns. Blocks of 16
+ * positions keep their lanes in registers over all K terms. */
+#define QS_NARROW_STEP(J, SAT)                                                                             \
+    do {                                                                                                   \
+        const int32_t t = (int32_t)x[J] * wk, v = rr[J] + t;                                               \
+        ee[J] += (v > hi) | (v < lo);                                                                      \
+        rr[J] = SAT ? (v > hi ? hi : v < lo ? lo : v) : (int32_t)((uint32_t)v << sh) >> sh;                \
+        xx[J] += t;                                                                                        \
+    } while (0)
 QS_TARGET_CLONES
 static void narrow_lanes(const int16_t *restrict xc, int64_t K, int64_t ld, const int16_t *restrict w, int64_t n,
                          int bits, bool saturate, int32_t *restrict r, int32_t *restrict ex, int32_t *restrict ev)
 {
     const int32_t hi = (int32_t)((INT64_C(1) << (bits - 1)) - 1), lo = -hi - 1;
     const int sh = 32 - bits;
-    for (int64_t p = 0; p < n; p++)
-        r[p] = ex[p] = ev[p] = 0;
-    for (int64_t k = 0; k < K; k++) {
-        const int32_t wk = w[k];
-        const int16_t *restrict x = xc + k * ld;
-        if (saturate) {
-            for (int64_t p = 0; p < n; p++) {
-                const int32_t t = (int32_t)x[p] * wk, v = r[p] + t;
-                ev[p] += (v > hi) | (v < lo);
-                r[p] = v > hi ? hi : v < lo ? lo : v;
-                ex[p] += t;
+    int64_t p0 = 0;
+    for (; p0 + 16 <= n; p0 += 16) {
+        int32_t rr[16] = {0}, xx[16] = {0}, ee[16] = {0};
+        if (saturate)
+            for (int64_t k = 0; k < K; k++) {
+                const int32_t wk = w[k];
+                const int16_t *restrict x = xc + k * ld + p0;
+                for (int j = 0; j < 16; j++)
+                    QS_NARROW_STEP(j, true);
             }
-        } else {
-            for (int64_t p = 0; p < n; p++) {
-                const int32_t t = (int32_t)x[p] * wk, v = r[p] + t;
-                ev[p] += (v > hi) | (v < lo);
-                r[p] = (int32_t)((uint32_t)v << sh) >> sh;
-                ex[p] += t;
+        else
+            for (int64_t k = 0; k < K; k++) {
+                const int32_t wk = w[k];
+                const int16_t *restrict x = xc + k * ld + p0;
+                for (int j = 0; j < 16; j++)
+                    QS_NARROW_STEP(j, false);
             }
+        memcpy(r + p0, rr, sizeof rr);
+        memcpy(ex + p0, xx, sizeof xx);
+        memcpy(ev + p0, ee, sizeof ee);
+    }
+    for (; p0 < n; p0++) {
+        int32_t rr[1] = {0}, xx[1] = {0}, ee[1] = {0};
+        for (int64_t k = 0; k < K; k++) {
+            const int32_t wk = w[k];
+            const int16_t *restrict x = xc + k * ld + p0;
+            QS_NARROW_STEP(0, saturate);
         }
+        r[p0] = rr[0];
+        ex[p0] = xx[0];
+        ev[p0] = ee[0];
     }
 }
+#undef QS_NARROW_STEP
 
 /* the register rule on int64 lanes (widths up to 62: a + t never overflows int64) */
 static inline int64_t reg_add(int64_t a, int64_t t, int64_t lo, int64_t hi, int sh, qs_acc_overflow_t ov, int64_t *ev)
@@ -906,13 +933,16 @@ static void gather(const step_t *st, const int32_t *xg, scratch_t *s)
             s->xp[k] = (int16_t)(xg[k] - st->zx);
         for (int64_t k = K; k < 2 * KP; k++)
             s->xp[k] = 0;
+        s->cols = s->xp;
+        s->ld = 1;
         return;
     }
     const qs_sim_conv_t *G = &st->geo;
     const int64_t cg = G->c / G->groups, PH = G->h + G->pt + G->pb, PW = G->w + G->pl + G->pr;
     const int64_t OH = G->oh, OW = G->ow, sh = G->sh, sw = G->sw;
     int16_t *xq = s->xpad;
-    memset(xq, 0, (size_t)(cg * PH * PW) * sizeof *xq);
+    if (PH != G->h || PW != G->w)
+        memset(xq, 0, (size_t)(cg * PH * PW) * sizeof *xq);
     for (int64_t c = 0; c < cg; c++)
         for (int64_t iy = 0; iy < G->h; iy++) {
             const int32_t *src = xg + (c * G->h + iy) * G->w;
@@ -921,7 +951,7 @@ static void gather(const step_t *st, const int32_t *xg, scratch_t *s)
                 d[ix] = (int16_t)(src[ix] - st->zx);
         }
 #define QS_TAP(k) (xq + ((k) / (G->kh * G->kw)) * PH * PW + ((k) / G->kw % G->kh) * G->dh * PW + ((k) % G->kw) * G->dw)
-    for (int64_t kp = 0; kp < KP; kp++) {
+    for (int64_t kp = 0; kp < KP && st->pairs; kp++) {
         int16_t *d = s->xp + kp * Ppad * 2;
         const int16_t *s0 = QS_TAP(2 * kp), *s1 = 2 * kp + 1 < K ? QS_TAP(2 * kp + 1) : NULL;
         for (int64_t oy = 0; oy < OH; oy++) {
@@ -946,16 +976,24 @@ static void gather(const step_t *st, const int32_t *xg, scratch_t *s)
         for (int64_t p = P; p < Ppad; p++)
             d[2 * p] = d[2 * p + 1] = 0;
     }
-    if (st->narrow)
+    if (st->narrow && st->pointwise) {
+        s->cols = xq;
+        s->ld = P;
+    } else if (st->narrow) {
         for (int64_t k = 0; k < K; k++) {
             int16_t *d = s->xc + k * Ppad;
             const int16_t *sk = QS_TAP(k);
-            for (int64_t oy = 0; oy < OH; oy++)
-                for (int64_t ox = 0; ox < OW; ox++)
-                    d[oy * OW + ox] = sk[oy * sh * PW + ox * sw];
-            for (int64_t p = P; p < Ppad; p++)
-                d[p] = 0;
+            for (int64_t oy = 0; oy < OH; oy++) {
+                if (sw == 1)
+                    memcpy(d + oy * OW, sk + oy * sh * PW, (size_t)OW * sizeof *d);
+                else
+                    for (int64_t ox = 0; ox < OW; ox++)
+                        d[oy * OW + ox] = sk[oy * sh * PW + ox * sw];
+            }
         }
+        s->cols = s->xc;
+        s->ld = Ppad;
+    }
 #undef QS_TAP
 }
 
@@ -1033,21 +1071,28 @@ static void run_dot(const step_t *st, const int32_t *x, int32_t *y, int64_t *kee
             case PATH_NARROW: {
                 const qs_acc_t *a = &st->acc;
                 int32_t *r = s->n32, *ex = r + Ppad, *ev = ex + Ppad;
-                const int16_t *xc = Ppad == 1 ? s->xp : s->xc;
-                narrow_lanes(xc, K, Ppad, st->w16 + o * 2 * st->KP, P, a->bits, a->overflow == QS_ACC_SATURATE,
+                narrow_lanes(s->cols, K, s->ld, st->w16 + o * 2 * st->KP, P, a->bits, a->overflow == QS_ACC_SATURATE,
                              r, ex, ev);
                 const int64_t hi = (INT64_C(1) << (a->bits - 1)) - 1, lo = -hi - 1, b = st->bias[o];
+                int64_t events = 0, over = 0, mx = ls->max_abs;
                 for (int64_t p = 0; p < P; p++) { /* the bias, last, through the register rule */
-                    int64_t v = (int64_t)r[p] + b, events = ev[p];
+                    int64_t e1 = ev[p];
                     if (b)
-                        v = reg_add(r[p], b, lo, hi, 64 - a->bits, a->overflow, &events);
-                    accrow[p] = v;
-                    ls->events += events;
-                    ls->overflowed += events > 0;
+                        r[p] = (int32_t)reg_add(r[p], b, lo, hi, 64 - a->bits, a->overflow, &e1);
+                    events += e1;
+                    over += e1 > 0;
                     int64_t m = llabs((int64_t)ex[p] + b);
-                    ls->max_abs = m > ls->max_abs ? m : ls->max_abs;
+                    mx = m > mx ? m : mx;
                 }
-                break;
+                ls->events += events;
+                ls->overflowed += over;
+                ls->max_abs = mx;
+                if (keep)
+                    for (int64_t p = 0; p < P; p++)
+                        accrow[p] = r[p];
+                ls->outputs += P;
+                requant_row32(st, o, r, P, yo);
+                continue;
             }
             case PATH_ORDERED:
                 dot_ordered(st, o, s, P, s->t);
