@@ -42,20 +42,6 @@ static int tap_fn(void *ctx, int node, qs_tensor_t *y, int64_t sample0, int thre
     return QS_OK;
 }
 
-static int argmax(const float *l, int n)
-{
-    int best = 0;
-    for (int j = 1; j < n; j++)
-        if (l[j] > l[best] || l[best] != l[best])
-            best = j;
-    return best;
-}
-
-static double sqnr(double signal, double noise)
-{
-    return noise > 0.0 ? 10.0 * log10(signal / noise) : (noise == noise ? INFINITY : NAN);
-}
-
 void qs_int_eval_free(qs_int_eval_t *r)
 {
     if (!r)
@@ -112,8 +98,8 @@ int qs_int_eval(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset
         rc = qs_error(QS_ERR_NOMEM, "eval: out of memory for a batch of %lld images", (long long)batch);
         goto done;
     }
-    int64_t top1 = 0, top5 = 0, ftop1 = 0, qtop1 = 0, agree = 0, fagree = 0;
-    double sig = 0.0, noise = 0.0, fsig = 0.0, fnoise = 0.0, seconds = 0.0;
+    qs_logit_cmp_t vf = {0}, vq = {0}; /* against the float model, against fake-quant */
+    double seconds = 0.0;
     for (int64_t first = 0; first < d->n; first += batch) {
         int64_t count = d->n - first < batch ? d->n - first : batch;
         qs_tensor_t view = *x;
@@ -131,38 +117,21 @@ int qs_int_eval(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset
         if ((rc = qs_fake_forward_at(fk, &view, first, &yq)) < 0) /* the tap compares codes here */
             goto done;
         memcpy(fref, yq->data, (size_t)(count * ncls) * sizeof *fref);
-        const float *li = qs_f32(yi);
-        for (int64_t s = 0; s < count; s++) {
-            const float *a = ref + s * ncls, *b = li + s * ncls, *c = fref + s * ncls;
-            int64_t r = qs_sim_rank(b, ncls, labels[s]);
-            top1 += r < 1;
-            top5 += r < 5;
-            ftop1 += qs_sim_rank(a, ncls, labels[s]) < 1;
-            qtop1 += qs_sim_rank(c, ncls, labels[s]) < 1;
-            int cb = argmax(b, ncls);
-            agree += argmax(a, ncls) == cb;
-            fagree += argmax(c, ncls) == cb;
-            for (int j = 0; j < ncls; j++) {
-                double e1 = (double)a[j] - b[j], e2 = (double)c[j] - b[j];
-                sig += (double)a[j] * a[j];
-                noise += e1 * e1;
-                fsig += (double)c[j] * c[j];
-                fnoise += e2 * e2;
-            }
-        }
+        qs_logit_cmp_add(&vf, ref, qs_f32(yi), labels, count, ncls);
+        qs_logit_cmp_add(&vq, fref, qs_f32(yi), labels, count, ncls);
         if ((rc = qs_progress_report(progress, "eval", first + count, d->n, NULL)) < 0)
             goto done;
     }
     const double N = (double)d->n;
     out->images = d->n;
-    out->top1 = (double)top1 / N;
-    out->top5 = (double)top5 / N;
-    out->float_top1 = (double)ftop1 / N;
-    out->fake_top1 = (double)qtop1 / N;
-    out->agreement = (double)agree / N;
-    out->fake_agreement = (double)fagree / N;
-    out->logit_sqnr_db = sqnr(sig, noise);
-    out->fake_logit_sqnr_db = sqnr(fsig, fnoise);
+    out->top1 = (double)vf.top1 / N;
+    out->top5 = (double)vf.top5 / N;
+    out->float_top1 = (double)vf.ref_top1 / N;
+    out->fake_top1 = (double)vq.ref_top1 / N;
+    out->agreement = (double)vf.agree / N;
+    out->fake_agreement = (double)vq.agree / N;
+    out->logit_sqnr_db = qs_logit_cmp_sqnr_db(&vf);
+    out->fake_logit_sqnr_db = qs_logit_cmp_sqnr_db(&vq);
     out->seconds = seconds;
     out->img_s = seconds > 0.0 ? N / seconds : 0.0;
     for (int i = 0; i < n; i++) {

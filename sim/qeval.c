@@ -18,6 +18,29 @@ static int argmax(const float *l, int n)
     return best;
 }
 
+void qs_logit_cmp_add(qs_logit_cmp_t *c, const float *ref, const float *y, const int32_t *labels, int64_t count,
+                      int ncls)
+{
+    for (int64_t s = 0; s < count; s++) {
+        const float *a = ref + s * ncls, *b = y + s * ncls;
+        int64_t r = qs_sim_rank(b, ncls, labels[s]);
+        c->top1 += r < 1;
+        c->top5 += r < 5;
+        c->ref_top1 += qs_sim_rank(a, ncls, labels[s]) < 1;
+        c->agree += argmax(a, ncls) == argmax(b, ncls);
+        for (int j = 0; j < ncls; j++) {
+            double e = (double)a[j] - (double)b[j];
+            c->signal += (double)a[j] * a[j];
+            c->noise += e * e;
+        }
+    }
+}
+
+double qs_logit_cmp_sqnr_db(const qs_logit_cmp_t *c)
+{
+    return c->noise > 0.0 ? 10.0 * log10(c->signal / c->noise) : (c->noise == c->noise ? INFINITY : NAN);
+}
+
 void qs_qeval_free(qs_qeval_t *r)
 {
     if (!r)
@@ -64,8 +87,8 @@ int qs_qeval(const qs_qnet_t *q, const qs_dataset_t *d, const qs_engine_opts_t *
         rc = qs_error(QS_ERR_NOMEM, "eval: out of memory for a batch of %lld images", (long long)batch);
         goto done;
     }
-    int64_t top1 = 0, top5 = 0, ftop1 = 0, agree = 0;
-    double signal = 0.0, noise = 0.0, seconds = 0.0;
+    qs_logit_cmp_t cmp = {0};
+    double seconds = 0.0;
     for (int64_t first = 0; first < d->n; first += batch) {
         int64_t count = d->n - first < batch ? d->n - first : batch;
         qs_tensor_t view = *x;
@@ -80,29 +103,16 @@ int qs_qeval(const qs_qnet_t *q, const qs_dataset_t *d, const qs_engine_opts_t *
         if ((rc = qs_fake_forward_at(f, &view, first, &yq)) < 0)
             goto done;
         seconds += qs_now_s() - t0;
-        const float *lq = qs_f32(yq);
-        for (int64_t s = 0; s < count; s++) {
-            const float *a = ref + s * ncls, *b = lq + s * ncls;
-            int64_t r = qs_sim_rank(b, ncls, labels[s]);
-            top1 += r < 1;
-            top5 += r < 5;
-            ftop1 += qs_sim_rank(a, ncls, labels[s]) < 1;
-            agree += argmax(a, ncls) == argmax(b, ncls);
-            for (int j = 0; j < ncls; j++) {
-                double e = (double)a[j] - (double)b[j];
-                signal += (double)a[j] * a[j];
-                noise += e * e;
-            }
-        }
+        qs_logit_cmp_add(&cmp, ref, qs_f32(yq), labels, count, ncls);
         if ((rc = qs_progress_report(progress, "eval", first + count, d->n, NULL)) < 0)
             goto done;
     }
     out->images = d->n;
-    out->top1 = (double)top1 / (double)d->n;
-    out->top5 = (double)top5 / (double)d->n;
-    out->float_top1 = (double)ftop1 / (double)d->n;
-    out->agreement = (double)agree / (double)d->n;
-    out->logit_sqnr_db = noise > 0.0 ? 10.0 * log10(signal / noise) : (noise == noise ? INFINITY : NAN);
+    out->top1 = (double)cmp.top1 / (double)d->n;
+    out->top5 = (double)cmp.top5 / (double)d->n;
+    out->float_top1 = (double)cmp.ref_top1 / (double)d->n;
+    out->agreement = (double)cmp.agree / (double)d->n;
+    out->logit_sqnr_db = qs_logit_cmp_sqnr_db(&cmp);
     out->seconds = seconds;
     out->img_s = seconds > 0.0 ? (double)d->n / seconds : 0.0;
     for (int i = 0; i < g->nnodes; i++)

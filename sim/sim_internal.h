@@ -129,6 +129,18 @@ int64_t qs_sim_rank(const float *logits, int ncls, int label);
  * [0, num_classes); errors name the dataset and the image. */
 int qs_sim_check_eval_data(const qs_graph_t *g, const qs_dataset_t *d);
 
+/* One network's logits y against reference logits ref, summed over
+ * batches (sim/qeval.c): y's top-1/top-5 hits, ref's top-1 hits, images
+ * whose top-1 classes agree, and the logit signal and error energies. */
+typedef struct {
+    int64_t top1, top5, ref_top1, agree;
+    double signal, noise;
+} qs_logit_cmp_t;
+void qs_logit_cmp_add(qs_logit_cmp_t *c, const float *ref, const float *y, const int32_t *labels, int64_t count,
+                      int ncls);
+/* 10 log10(signal / noise): +Inf for identical logits, NaN when one was NaN */
+double qs_logit_cmp_sqnr_db(const qs_logit_cmp_t *c);
+
 /* ---- qnet.c, fake.c: network quantization ---- */
 /* The weight of n as the weight quantizer q sees it, over data of dtype:
  * conv weights are [O, I·kh·kw] for gran=group along the last axis (groups
