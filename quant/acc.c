@@ -6,7 +6,7 @@
  *
  * These functions are the reference of the integer engine: every term is
  * added one at a time, in the documented order. */
-#include "quant/quant.h"
+#include "quant/quant_internal.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -80,19 +80,6 @@ static int acc_type(const char *v, int *bits, int *e, int *m)
     return 0;
 }
 
-static int bad_value(const char *what, const char *key, const char *value, const char *const *forms)
-{
-    char list[256] = "";
-    size_t used = 0;
-    for (int i = 0; forms[i]; i++) {
-        int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", forms[i]);
-        if (w < 0 || (size_t)w >= sizeof list - used)
-            break;
-        used += (size_t)w;
-    }
-    return qs_error(QS_ERR_INVALID, "%s: key '%s': unknown value '%s', expected one of: %s", what, key, value, list);
-}
-
 int qs_acc_parse(const char *spec, const char *what, qs_acc_t *a)
 {
     what = what && *what ? what : "accumulator";
@@ -132,7 +119,7 @@ int qs_acc_parse(const char *spec, const char *what, qs_acc_t *a)
             else if (ty == 3)
                 t.kind = QS_ACC_INT, t.bits = 64, t.overflow = QS_ACC_EXACT;
             else
-                return bad_value(what, k, v, acc_forms);
+                return qs_spec_bad_value(what, k, v, acc_forms);
         } else if (strcmp(k, "overflow") == 0) {
             if ((rc = qs_kv_choice(what, k, v, acc_overflow_names, &idx)) < 0)
                 return rc;
@@ -143,7 +130,7 @@ int qs_acc_parse(const char *spec, const char *what, qs_acc_t *a)
             t.chunk = (int)n;
         } else if (strcmp(k, "chunk-acc") == 0) {
             if (acc_type(v, &bits, &e, &m) != 1)
-                return bad_value(what, k, v, (const char *const[]){"int2..int64", NULL});
+                return qs_spec_bad_value(what, k, v, (const char *const[]){"int2..int64", NULL});
             if (bits < 2 || bits > 64)
                 return qs_error(QS_ERR_INVALID, "%s: key 'chunk-acc': width %d out of range 2..64", what, bits);
             t.chunk_bits = bits;

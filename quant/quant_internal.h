@@ -19,6 +19,10 @@ typedef struct {
     int64_t nparams;
 } qs_qlayout_t;
 
+/* "WHAT: key 'KEY': unknown value 'VALUE', expected one of: A, B, ..." (forms: NULL-terminated);
+ * the message of every spec parser (quant/spec.c). */
+int qs_spec_bad_value(const char *what, const char *key, const char *value, const char *const *forms);
+
 /* Fills the layout; errors on an axis out of range or a group size < 1. */
 int qs_qlayout(const qs_quantizer_t *q, int ndim, const int64_t *shape, qs_qlayout_t *out);
 

@@ -4,7 +4,7 @@
  * YAML experiment spec and the sweep axes go through these functions, so this
  * file is the single place where a key or a value name is spelt.  Rounding
  * names come from round.c (qs_round_name); the other name tables live here. */
-#include "quant/quant.h"
+#include "quant/quant_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -60,7 +60,7 @@ static void join_names(const char *const *names, char *buf, size_t n)
     }
 }
 
-static int bad_form(const char *what, const char *key, const char *value, const char *const *forms)
+int qs_spec_bad_value(const char *what, const char *key, const char *value, const char *const *forms)
 {
     char list[256];
     join_names(forms, list, sizeof list);
@@ -124,7 +124,7 @@ static int set_gran(qs_quantizer_t *q, const char *value, const char *what)
         g.axis = (int)axis;
         g.group = size;
     } else {
-        return bad_form(what, "gran", value, gran_forms);
+        return qs_spec_bad_value(what, "gran", value, gran_forms);
     }
     q->gran = g;
     return QS_OK;
@@ -140,7 +140,7 @@ static int set_range(qs_quantizer_t *q, const char *value, const char *what)
             idx = i;
     qs_range_t r = {QS_RANGE_MINMAX, QS_DEFAULT_PERCENTILE, QS_ACIQ_LAPLACE};
     if (idx < 0 || n > 2 || (n == 2 && idx != QS_RANGE_PERCENTILE && idx != QS_RANGE_ACIQ))
-        return bad_form(what, "range", value, range_forms);
+        return qs_spec_bad_value(what, "range", value, range_forms);
     r.method = (qs_range_method_t)idx;
     int rc;
     if (n == 2 && idx == QS_RANGE_PERCENTILE) {
