@@ -98,6 +98,7 @@ typedef struct {
     int32_t *acc32; /* [4][Ppad] */
     int32_t *n32;   /* narrow path lanes: register, exact sum, events [3][Ppad] */
     int *olist;     /* a group's fast channels */
+    bool avx2;      /* the AVX2 kernels */
     int64_t *r, *e, *c, *mx, *ev, *sx; /* order-exact lanes [Ppad] */
     int64_t *row, *t; /* a channel's accumulators, the terms [Ppad] */
     int32_t *col;   /* scalar path: one column */
@@ -672,13 +673,17 @@ __attribute__((target("avx2"))) static int32_t dotk_avx2(const int16_t *restrict
 }
 #endif
 
-/* the x86 kernels when the CPU has them (set once by qs_int_create) */
-static bool use_avx2;
+/* engines created while this is set run the portable kernels (tests) */
+static bool simd_off;
 
-static void dot4(int64_t KP, int64_t Ppad, const int16_t *xp, const int16_t *const w[4], int32_t *const acc[4])
+void qs_int_use_simd(bool on) { simd_off = !on; }
+
+/* avx2: the CPU has AVX2 (and the engine may use it) */
+static void dot4(bool avx2, int64_t KP, int64_t Ppad, const int16_t *xp, const int16_t *const w[4],
+                 int32_t *const acc[4])
 {
 #ifdef QS_INT_AVX2
-    if (use_avx2) {
+    if (avx2) {
         dot4_avx2(KP, Ppad, xp, w, acc);
         return;
     }
@@ -686,10 +691,10 @@ static void dot4(int64_t KP, int64_t Ppad, const int16_t *xp, const int16_t *con
     dot4_c(KP, Ppad, xp, w, acc);
 }
 
-static void dot1(int64_t KP, int64_t Ppad, const int16_t *xp, const int16_t *w, int32_t *acc)
+static void dot1(bool avx2, int64_t KP, int64_t Ppad, const int16_t *xp, const int16_t *w, int32_t *acc)
 {
 #ifdef QS_INT_AVX2
-    if (use_avx2) {
+    if (avx2) {
         dot1_avx2(KP, Ppad, xp, w, acc);
         return;
     }
@@ -697,10 +702,10 @@ static void dot1(int64_t KP, int64_t Ppad, const int16_t *xp, const int16_t *w, 
     dot1_c(KP, Ppad, xp, w, acc);
 }
 
-static int32_t dotk(const int16_t *x, const int16_t *w, int64_t n)
+static int32_t dotk(bool avx2, const int16_t *x, const int16_t *w, int64_t n)
 {
 #ifdef QS_INT_AVX2
-    if (use_avx2)
+    if (avx2)
         return dotk_avx2(x, w, n);
 #endif
     return dotk_c(x, w, n);
@@ -1011,12 +1016,12 @@ static void run_fast(const step_t *st, const int *ol, int n, int64_t *const rows
     }
     if (Ppad == 1)
         for (int j = 0; j < n; j++)
-            acc[j][0] = dotk(s->xp, w[j], 2 * KP);
+            acc[j][0] = dotk(s->avx2, s->xp, w[j], 2 * KP);
     else if (n < 4)
         for (int j = 0; j < n; j++)
-            dot1(KP, Ppad, s->xp, w[j], acc[j]);
+            dot1(s->avx2, KP, Ppad, s->xp, w[j], acc[j]);
     else
-        dot4(KP, Ppad, s->xp, w, acc);
+        dot4(s->avx2, KP, Ppad, s->xp, w, acc);
     for (int j = 0; j < n; j++) {
         const int64_t o = ol[j];
         const int32_t b = (int32_t)st->bias[o];
@@ -1349,9 +1354,6 @@ int qs_int_create(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_engin
         e->cfg = *cfg;
     else
         qs_int_config_default(&e->cfg);
-#ifdef QS_INT_AVX2
-    use_avx2 = __builtin_cpu_supports("avx2");
-#endif
     e->pool = opts ? opts->pool : NULL;
     e->nthreads = qs_pool_threads(e->pool);
     int rc = QS_OK;
@@ -1409,6 +1411,9 @@ int qs_int_create(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_engin
         s->r = qs_alloc((size_t)(11 * ppad) * sizeof *s->r);
         s->col = malloc((size_t)k * sizeof *s->col);
         s->st = calloc((size_t)e->n, sizeof *s->st);
+#ifdef QS_INT_AVX2
+        s->avx2 = !simd_off && __builtin_cpu_supports("avx2");
+#endif
         if (!s->xpad || !s->xp || !s->acc32 || !s->n32 || !s->xc || !s->olist || !s->r || !s->col || !s->st) {
             rc = qs_error(QS_ERR_NOMEM, "integer engine: out of memory for scratch");
             goto fail;

@@ -141,6 +141,11 @@ void qs_logit_cmp_add(qs_logit_cmp_t *c, const float *ref, const float *y, const
 /* 10 log10(signal / noise): +Inf for identical logits, NaN when one was NaN */
 double qs_logit_cmp_sqnr_db(const qs_logit_cmp_t *c);
 
+/* ---- int.c ---- */
+/* false: engines created from now on run the portable C kernels, not the
+ * CPU's vector ones (tests compare the two). */
+void qs_int_use_simd(bool on);
+
 /* ---- qnet.c, fake.c: network quantization ---- */
 /* The weight of n as the weight quantizer q sees it, over data of dtype:
  * conv weights are [O, I·kh·kw] for gran=group along the last axis (groups

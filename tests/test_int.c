@@ -310,8 +310,10 @@ START_TEST(test_paths_match_reference)
     qs_qnet_t *q = quantize_preset(g, "w8a8", _i % 2 ? "scheme=asymmetric" : NULL, &m.d);
     qs_tensor_t *x = batch_of(&m.d, q->g, 0, 12);
     for (size_t k = 0; k < sizeof ACCS / sizeof ACCS[0]; k++)
-        for (int trace = 0; trace < 2; trace++) {
-            qs_int_t *e = engine(q, ACCS[k].acc, trace, NULL);
+        for (int trace = 0; trace < 3; trace++) {
+            qs_int_use_simd(trace != 2); /* 2: the portable kernels */
+            qs_int_t *e = engine(q, ACCS[k].acc, trace == 1, NULL);
+            qs_int_use_simd(true);
             const qs_tensor_t *out;
             ck_assert_msg(qs_int_forward(e, x, 0, &out) == QS_OK, "%s", qs_last_error());
             qs_acc_t a;
@@ -321,7 +323,7 @@ START_TEST(test_paths_match_reference)
             /* the cases meant to overflow do, so wrap and saturate are exercised */
             ck_assert_msg((ov > 0) == ACCS[k].overflows, "%s: %lld outputs overflowed", ACCS[k].acc,
                           (long long)ov);
-            if (trace) { /* with every channel on the order-exact path: the same codes, no fast outputs */
+            if (trace == 1) { /* with every channel on the order-exact path: the same codes, no fast outputs */
                 qs_int_t *f = engine(q, ACCS[k].acc, false, NULL);
                 ck_assert_int_eq(qs_int_forward(f, x, 0, &out), QS_OK);
                 same_codes(e, f, q->g);
