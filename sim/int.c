@@ -73,6 +73,7 @@ typedef struct {
     bool narrow;            /* some channel takes PATH_NARROW: the columns layout is built */
     bool pairs;             /* some channel takes PATH_FAST or PATH_ORDERED: the pairs layout is built */
     bool pointwise;         /* 1x1, stride 1, no padding: the padded plane is the columns layout */
+    bool direct;            /* depthwise: fast channels read the padded plane directly */
     /* rescales and pools */
     rs_out_t out;
     rs_in_t rin[QS_MAX_INPUTS];
@@ -381,6 +382,7 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
     ls->k = K;
     ls->channels = (int)O;
     const qs_acc_t *a = &st->acc;
+    bool fast_any = false;
     for (int64_t o = 0; o < O; o++) {
         int64_t pi = wp->count == 1 ? 0 : o;
         st->zw[o] = wp->zero_point[pi];
@@ -436,7 +438,8 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
         else
             st->path[o] = order_ok ? PATH_ORDERED : PATH_SCALAR;
         st->narrow |= st->path[o] == PATH_NARROW;
-        st->pairs |= st->path[o] == PATH_FAST || st->path[o] == PATH_ORDERED;
+        st->pairs |= st->path[o] == PATH_ORDERED;
+        fast_any |= st->path[o] == PATH_FAST;
         int wd = qs_acc_width_datatype(K, xq->bits, L->wquant.bits, x_signed);
         int wa = qs_acc_width_a2q(l1, xq->bits, x_signed);
         int wq = qs_acc_width_a2qplus(l1, xq->bits);
@@ -449,6 +452,8 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
             st->path[o] = PATH_SCALAR;
         st->narrow = st->pairs = false;
     }
+    st->direct = nd->op == QS_OP_CONV2D && cg == 1 && st->ocg == 1 && G->sw == 1; /* strided: pairs are faster */
+    st->pairs |= fast_any && !st->direct;
     st->pointwise = G->kh == 1 && G->kw == 1 && G->sh == 1 && G->sw == 1 && G->pt == 0 && G->pl == 0 &&
                     G->pb == 0 && G->pr == 0 && nd->op == QS_OP_CONV2D;
     return QS_OK;
@@ -590,6 +595,32 @@ static void dot4_c(int64_t KP, int64_t Ppad, const int16_t *restrict xp, const i
 {
     for (int j = 0; j < 4; j++)
         dot1_c(KP, Ppad, xp, w[j], acc[j]);
+}
+
+/* A depthwise channel straight from its padded plane xq (row stride PW): acc[oy·OW + ox]
+ * = Σ_(ky,kx) xq[(oy·sh + ky·dh)·PW + ox·sw + kx·dw]·w[ky·kw + kx], exact in int32 (the bound), so the
+ * order of the terms does not matter. */
+QS_TARGET_CLONES
+static void dw_direct(const int16_t *restrict xq, int64_t PW, const qs_sim_conv_t *G, const int16_t *restrict w,
+                      int32_t *restrict acc)
+{
+    const int64_t OW = G->ow;
+    for (int64_t oy = 0; oy < G->oh; oy++) {
+        int32_t *restrict a = acc + oy * OW;
+        for (int64_t ox = 0; ox < OW; ox++)
+            a[ox] = 0;
+        for (int ky = 0; ky < G->kh; ky++)
+            for (int kx = 0; kx < G->kw; kx++) {
+                const int16_t *restrict r = xq + (oy * G->sh + ky * G->dh) * PW + kx * G->dw;
+                const int32_t wk = w[ky * G->kw + kx];
+                if (G->sw == 1)
+                    for (int64_t ox = 0; ox < OW; ox++)
+                        a[ox] += (int32_t)r[ox] * wk;
+                else
+                    for (int64_t ox = 0; ox < OW; ox++)
+                        a[ox] += (int32_t)r[ox * G->sw] * wk;
+            }
+    }
 }
 
 /* Σ_k x[k]·w[k] over n int16 terms, exactly in int32 (the caller's bound) */
@@ -1017,6 +1048,8 @@ static void run_fast(const step_t *st, const int *ol, int n, int64_t *const rows
     if (Ppad == 1)
         for (int j = 0; j < n; j++)
             acc[j][0] = dotk(s->avx2, s->xp, w[j], 2 * KP);
+    else if (st->direct)
+        dw_direct(s->xpad, st->geo.w + st->geo.pl + st->geo.pr, &st->geo, w[0], acc[0]);
     else if (n < 4)
         for (int j = 0; j < n; j++)
             dot1(s->avx2, KP, Ppad, s->xp, w[j], acc[j]);
@@ -1238,6 +1271,17 @@ static int run_sample(qs_int_t *e, int64_t s, scratch_t *sc)
             const int kh = gap ? (int)H : nd->kh, kw = gap ? (int)W : nd->kw, sh = gap ? 1 : nd->stride_h,
                       sw = gap ? 1 : nd->stride_w, pt = gap ? 0 : nd->pad_top, pl = gap ? 0 : nd->pad_left;
             const int32_t z = st->kind == K_AVG ? st->rcount[1].z : 0;
+            if (gap) { /* the whole plane: the same sum, without the window's bounds */
+                for (int64_t c = 0; c < C; c++) {
+                    int64_t sum = 0;
+                    const int32_t *xc = x[0] + c * H * W;
+                    for (int64_t j = 0; j < H * W; j++)
+                        sum += xc[j];
+                    sum -= (int64_t)z * H * W;
+                    y[c] = rescale(&st->out, &st->rcount[H * W], &sum, 1);
+                }
+                break;
+            }
             for (int64_t c = 0; c < C; c++)
                 for (int64_t oy = 0; oy < OH; oy++)
                     for (int64_t ox = 0; ox < OW; ox++) {
