@@ -29,6 +29,7 @@ int qs_cmd_train(int argc, char **argv);
 void qs_help_train(FILE *out);
 int qs_cmd_quantize_model(int argc, char **argv); void qs_help_quantize_model(FILE *out);
 int qs_cmd_sensitivity(int argc, char **argv); void qs_help_sensitivity(FILE *out);
+int qs_cmd_golden(int argc, char **argv); void qs_help_golden(FILE *out);
 
 /* ---- network quantization options (cli/qopts.c) ----------------------------- */
 
@@ -52,6 +53,13 @@ int qs_cli_qopts_parse(int argc, char **argv, int *i, qs_cli_qopts_t *o);
 int qs_cli_qopts_config(const qs_cli_qopts_t *o, qs_qconfig_t *c);
 /* Resolves and calibrates g (progress on a terminal); -1 with the library error set. */
 int qs_cli_quantize_net(const qs_graph_t *g, const qs_cli_qopts_t *o, qs_pool_t *pool, qs_qnet_t **out);
+/* The quantized network of MODEL: a quantized-model file as it is (quantization
+ * options then are an error that names cmd), or a float model quantized and
+ * calibrated as o says; -1 with the library error set. */
+int qs_cli_load_qnet(const char *cmd, const char *model, const qs_cli_qopts_t *o, qs_pool_t *pool, qs_qnet_t **out);
+/* The integer engine's --acc SPEC, --requant SPEC and --layer NAME:acc=SPEC /
+ * NAME:requant=SPEC into c: 1 consumed, 0 not, -1 usage error (printed). */
+int qs_cli_intopts_parse(int argc, char **argv, int *i, qs_int_config_t *c);
 
 /* "quasar: <message>" on stderr; returns code so that `return qs_cli_error(2, ...)` works. */
 int qs_cli_error(int code, const char *fmt, ...) QS_PRINTF(2, 3);

@@ -110,20 +110,7 @@ static int parse_int_opt(int argc, char **argv, int *i, opts_t *o)
         o->engine_int = strcmp(v, "int") == 0;
         return 1;
     }
-    if ((m = qs_cli_opt(argc, argv, i, "--acc", &v)) != 0)
-        return m < 0 || qs_acc_parse(v, "--acc", &o->ic.acc) < 0 ? (m < 0 ? -1 : (qs_cli_fail(QS_EXIT_USAGE), -1)) : 1;
-    if ((m = qs_cli_opt(argc, argv, i, "--requant", &v)) != 0)
-        return m < 0 || qs_requant_parse(v, "--requant", &o->ic.rq) < 0 ? (m < 0 ? -1 : (qs_cli_fail(QS_EXIT_USAGE), -1))
-                                                                        : 1;
-    int j = *i;
-    if ((m = qs_cli_opt(argc, argv, &j, "--layer", &v)) > 0) {
-        const char *c = strchr(v, ':');
-        if (c && (strncmp(c + 1, "acc=", 4) == 0 || strncmp(c + 1, "requant=", 8) == 0)) {
-            *i = j;
-            return qs_int_config_override(&o->ic, v, "--layer") < 0 ? (qs_cli_fail(QS_EXIT_USAGE), -1) : 1;
-        }
-    }
-    return 0;
+    return qs_cli_intopts_parse(argc, argv, i, &o->ic);
 }
 
 static int parse_args(int argc, char **argv, opts_t *o)
@@ -527,26 +514,10 @@ static int print_ijson(const opts_t *o, const qs_qnet_t *q, const qs_dataset_t *
 static int run_quantized(const opts_t *o, qs_pool_t *pool, const qs_dataset_t *d, const qs_dataset_t *view)
 {
     qs_qnet_t *q = NULL;
-    qs_graph_t *g = NULL;
-    int quantized = qs_model_is_quantized(o->model);
-    if (quantized < 0)
+    qs_cli_qopts_t qo = o->q;
+    qo.reference = o->reference;
+    if (qs_cli_load_qnet("eval", o->model, &qo, pool, &q) < 0)
         return -1;
-    if (quantized && o->q.any)
-        return qs_error(QS_ERR_INVALID, "eval: '%s' is a quantized model: its calibrated quantizers are used as "
-                        "they are; drop the quantization options, or quantize its float model", o->model);
-    if (quantized) {
-        if (qs_qnet_load(o->model, &q) < 0)
-            return -1;
-    } else {
-        qs_cli_qopts_t qo = o->q;
-        qo.reference = o->reference;
-        int rc = qs_model_load(o->model, &g);
-        if (rc >= 0)
-            rc = qs_cli_quantize_net(g, &qo, pool, &q);
-        qs_graph_free(g);
-        if (rc < 0)
-            return -1;
-    }
     bool tty = isatty(STDERR_FILENO);
     qs_progress_cb_t cb = {tty ? on_progress : NULL, NULL, 0};
     qs_engine_opts_t eo = {pool, o->reference};

@@ -16,6 +16,7 @@ static const qs_cli_command_t commands[] = {
     {"train", "train a zoo architecture from a spec (SGD, cosine schedule, BN, augmentation)", qs_cmd_train, qs_help_train},
     {"quantize-model", "quantize and calibrate a model and save it as a quantized-model file", qs_cmd_quantize_model, qs_help_quantize_model},
     {"sensitivity", "rank layers and activation points by the accuracy they cost when quantized", qs_cmd_sensitivity, qs_help_sensitivity},
+    {"golden", "write golden test vectors of conv2d/linear layers for RTL test benches (integer engine)", qs_cmd_golden, qs_help_golden},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

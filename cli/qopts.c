@@ -1,7 +1,8 @@
 /* cli/qopts.c — the options every command that quantizes a network shares:
  * the network's quantization (--preset, --weights, --acts, --bias, --layer)
- * and its calibration (--calib-data, --calib-images, --calib-seed), and the
- * step that turns them into a calibrated qs_qnet_t. */
+ * and its calibration (--calib-data, --calib-images, --calib-seed), the step
+ * that turns them into a calibrated qs_qnet_t (or reads a quantized model),
+ * and the integer engine's --acc, --requant and --layer NAME:acc=|requant=. */
 #include "config.h"
 
 #include "cli/cli.h"
@@ -137,5 +138,44 @@ int qs_cli_quantize_net(const qs_graph_t *g, const qs_cli_qopts_t *o, qs_pool_t 
         return -1;
     }
     *out = q;
+    return 0;
+}
+
+int qs_cli_load_qnet(const char *cmd, const char *model, const qs_cli_qopts_t *o, qs_pool_t *pool, qs_qnet_t **out)
+{
+    *out = NULL;
+    int quantized = qs_model_is_quantized(model);
+    if (quantized < 0)
+        return -1;
+    if (quantized && o->any)
+        return qs_error(QS_ERR_INVALID, "%s: '%s' is a quantized model: its calibrated quantizers are used as "
+                        "they are; drop the quantization options, or quantize its float model", cmd, model);
+    if (quantized)
+        return qs_qnet_load(model, out) < 0 ? -1 : 0;
+    qs_graph_t *g = NULL;
+    int rc = qs_model_load(model, &g);
+    if (rc >= 0)
+        rc = qs_cli_quantize_net(g, o, pool, out);
+    qs_graph_free(g);
+    return rc < 0 ? -1 : 0;
+}
+
+int qs_cli_intopts_parse(int argc, char **argv, int *i, qs_int_config_t *c)
+{
+    const char *v;
+    int m;
+    if ((m = qs_cli_opt(argc, argv, i, "--acc", &v)) != 0)
+        return m < 0 || qs_acc_parse(v, "--acc", &c->acc) < 0 ? (m < 0 ? -1 : (qs_cli_fail(QS_EXIT_USAGE), -1)) : 1;
+    if ((m = qs_cli_opt(argc, argv, i, "--requant", &v)) != 0)
+        return m < 0 || qs_requant_parse(v, "--requant", &c->rq) < 0 ? (m < 0 ? -1 : (qs_cli_fail(QS_EXIT_USAGE), -1))
+                                                                       : 1;
+    int j = *i;
+    if ((m = qs_cli_opt(argc, argv, &j, "--layer", &v)) > 0) {
+        const char *colon = strchr(v, ':');
+        if (colon && (strncmp(colon + 1, "acc=", 4) == 0 || strncmp(colon + 1, "requant=", 8) == 0)) {
+            *i = j;
+            return qs_int_config_override(c, v, "--layer") < 0 ? (qs_cli_fail(QS_EXIT_USAGE), -1) : 1;
+        }
+    }
     return 0;
 }

@@ -413,6 +413,50 @@ int qs_int_eval(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset
                 int64_t batch, qs_progress_cb_t *progress, qs_int_eval_t *out);
 void qs_int_eval_free(qs_int_eval_t *r);
 
+/* ---- golden test vectors (sim/golden.c, docs/golden.md) ---------------------------------------- */
+
+/* What RTL test benches of a conv2d/linear layer compare against: one image
+ * through the integer engine, and per chosen layer its input codes, weight
+ * codes, int32 bias, accumulators (the register's value before
+ * requantization) and output codes (after requantization and the chain's
+ * clamps), in DIR/golden.h5 (format version QS_GOLDEN_VERSION) and as
+ * $readmemh files DIR/NAME.{input,weight,bias,acc,output}.hex (one value a
+ * line, two's complement at the declared width, ceil(width/4) lowercase hex
+ * digits) described by DIR/NAME.txt. */
+#define QS_GOLDEN_VERSION 1
+
+/* One layer as written (widths in bits; shapes per sample). */
+typedef struct {
+    int node;
+    char name[QS_NAME_MAX];
+    qs_op_t op;
+    int64_t k;                      /* terms per dot product */
+    int in_ndim, w_ndim, out_ndim;
+    int64_t in_shape[3];            /* C, H, W or F */
+    int64_t w_shape[4];             /* O, I/groups, kh, kw or O, I */
+    int64_t out_shape[3];           /* O, OH, OW or O: the accumulators' and the output codes' */
+    int in_bits, w_bits, acc_bits, out_bits;
+    bool in_signed, w_signed, out_signed;
+    int64_t overflowed;             /* accumulators of this image whose accumulation overflowed */
+} qs_golden_layer_t;
+
+/* The node of a conv2d/linear layer named name ("first"/"last": the
+ * first/last conv2d or linear) in q's (folded) graph; an unknown name or
+ * another op is an error listing the conv2d/linear layers. */
+int qs_golden_find(const qs_qnet_t *q, const char *name);
+/* Runs the integer engine (cfg with keep_acc on; NULL: defaults) on image
+ * ([1, C, H, W] float32, normalized as qs_dataset_batch does; image_index,
+ * its index in the dataset source, drives stochastic input rounding as in
+ * qs_int_forward and is recorded with source, which may be NULL) and writes
+ * the vectors of layers[0..nlayers) (conv2d/linear nodes of q->g, each once)
+ * into the folder dir (created if missing, one level). Float accumulators
+ * and requant bias=float are refused: their values are not integers of the
+ * layer. Every file is written aside and renamed once all are complete; on
+ * failure existing files are left as they were. info (NULL, or room for
+ * nlayers) gets what was written. */
+int qs_golden_write(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_tensor_t *image, int64_t image_index,
+                    const char *source, const int *layers, int nlayers, const char *dir, qs_golden_layer_t *info);
+
 /* ---- sensitivity (sim/sensitivity.c) -------------------------------------------------------- */
 
 /* Which parts of a quantized network cost accuracy (docs/sensitivity.md).

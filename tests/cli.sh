@@ -755,6 +755,35 @@ out_has "--engine E" "help eval"; out_has "NAME:acc=SPEC" "help eval"; out_has "
 out_has "--preset P" "help eval"; out_has "--calib-images N" "help eval"; out_has "NAME:weights=SPEC" "help eval"
 ok "eval: quantization options are checked before any work (exit 2)"
 
+# ---- golden test vectors (cli/cmd_golden.c, docs/golden.md): usage errors before any work ----------
+q 0 "--help lists golden" --help
+out_has "golden" "--help lists golden"
+q 0 "help golden" help golden
+out_has "Usage: quasar golden" "help golden"; out_has "--all" "help golden"; out_has "NAME.acc.hex" "help golden"
+out_has "--preset P" "help golden"; out_has "NAME:acc=SPEC" "help golden"
+q 0 "golden --help" golden --help
+out_has "Usage: quasar golden" "golden --help"
+q 2 "golden without -o" golden a.h5 --layer stem
+err_has "golden: expected -o DIR" "golden without -o"
+q 2 "golden without layers" golden a.h5 -o "$TMP/g"
+err_has "choose layers with --layer NAME (repeatable) or --all" "golden without layers"
+q 2 "golden --all and --layer" golden a.h5 -o "$TMP/g" --all --layer stem
+err_has "--all and --layer stem" "golden --all and --layer"
+q 2 "golden --image -1" golden a.h5 -o "$TMP/g" --all --image -1
+err_has "--image" "golden --image -1"
+q 2 "golden --image x" golden a.h5 -o "$TMP/g" --all --image x
+err_has "--image" "golden --image x"
+q 2 "golden without a model" golden -o "$TMP/g" --all
+err_has "golden: expected MODEL.h5" "golden without a model"
+q 2 "golden bad acc" golden a.h5 -o "$TMP/g" --all --acc int99
+err_has "--acc" "golden bad acc"
+q 2 "golden bad override" golden a.h5 -o "$TMP/g" --all --layer fc:bitz=4
+err_has "fc" "golden bad override"
+q 2 "golden unknown option" golden a.h5 -o "$TMP/g" --all --frobnicate
+err_has "golden: unknown option '--frobnicate'" "golden unknown option"
+[ -e "$TMP/g" ] && fail "golden usage errors: a folder was created"
+ok "quasar golden: help, usage errors (exit 2) before any work"
+
 EV_MODEL="${srcdir:-.}/models/fmnist-dwsep.h5"
 if [ -f "$EV_MODEL" ] && [ -n "${QMDATA:-}" ] && [ -f "$QMDATA" ]; then
     q 0 "eval --preset w4a8 --layers" eval "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --preset w4a8 \
@@ -791,6 +820,67 @@ if [ -f "$EV_MODEL" ] && [ -n "${QMDATA:-}" ] && [ -f "$QMDATA" ]; then
         --layer conv9:acc=int16
     err_has "no node 'conv9'" "eval int unknown layer"
     ok "eval --engine int: summary, per-layer accumulator table, JSON metrics, unknown layer"
+
+    G=$TMP/golden
+    q 0 "golden --layer stem --layer fc" golden "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --layer stem \
+        --layer fc -o "$G" --image 3
+    out_has "image       3 of $QMDATA (32 images)" "golden"
+    out_has "wrote       $G/golden.h5 and 12 text files" "golden"
+    ROW='^stem  *conv2d  *9  *1x28x28 u8  *16x1x3x3 s8  *16x28x28 s32  *16x28x28 u8  *0  *'
+    grep -q "$ROW"'stem\.{input,weight,bias,acc,output}\.hex stem\.txt$' "$OUT" || fail "golden: the stem row"
+    grep -q '^fc  *linear  *128  *128 u8  *10x128 s8  *10 s32  *10 u8 ' "$OUT" || fail "golden: the fc row"
+    # lines LAYER.FILE COUNT DIGITS: COUNT lines of exactly DIGITS lowercase hex digits
+    lines() {
+        [ -f "$G/$1" ] || fail "golden: no $1"
+        [ "$(wc -l <"$G/$1")" -eq "$2" ] || fail "golden: $1 has $(wc -l <"$G/$1") lines, expected $2"
+        grep -qv "^[0-9a-f]\{$3\}\$" "$G/$1" && fail "golden: $1 has lines that are not $3 lowercase hex digits"
+        :
+    }
+    lines stem.input.hex 784 2; lines stem.weight.hex 144 2; lines stem.bias.hex 16 8
+    lines stem.acc.hex 12544 8; lines stem.output.hex 12544 2
+    lines fc.input.hex 128 2; lines fc.weight.hex 1280 2; lines fc.bias.hex 10 8; lines fc.acc.hex 10 8
+    lines fc.output.hex 10 2
+    [ -f "$G/golden.h5" ] && [ -f "$G/stem.txt" ] && [ -f "$G/fc.txt" ] || fail "golden: golden.h5, stem.txt, fc.txt"
+    [ "$(ls "$G" | wc -l)" -eq 13 ] || fail "golden: $(ls "$G" | wc -l) files in $G, expected 13"
+    grep -q 'stem.acc.hex     12544 values = O 16 x OH 28 x OW 28; signed 32-bit' "$G/stem.txt" || fail "golden: stem.txt"
+    grep -q 'K = 128 terms per dot product' "$G/fc.txt" || fail "golden: fc.txt"
+    if [ -n "$H5DUMP" ]; then
+        "$H5DUMP" -H "$G/golden.h5" >"$TMP/g.txt" 2>&1 || fail "golden: h5dump golden.h5"
+        for d in 'DATASET "acc"' 'H5T_STD_I64LE' '( 16, 28, 28 )' '( 16, 1, 3, 3 )' '( 10, 128 )' 'DATASET "weight_scale"'; do
+            grep -qF "$d" "$TMP/g.txt" || fail "golden.h5 lacks $d"
+        done
+        "$H5DUMP" -a /stem/K "$G/golden.h5" | grep -q '(0): 9' || fail "golden.h5: /stem K"
+        "$H5DUMP" -a /image_index "$G/golden.h5" | grep -q '(0): 3' || fail "golden.h5: image_index"
+    fi
+    ok "golden --layer stem --layer fc: the summary, 12 text files with the shapes' line counts, golden.h5"
+
+    G=$TMP/golden16
+    q 0 "golden --all, int16 saturate" golden "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --all \
+        --acc int16,overflow=saturate --layer fc:acc=int32 --layer first:acts=scheme=asymmetric-signed -o "$G"
+    out_has "wrote       $G/golden.h5 and 48 text files" "golden --all"
+    grep -q '^b3.pw  *conv2d  *40 .* 128x7x7 s16 ' "$OUT" || fail "golden --all: the b3.pw row at 16 bits"
+    lines stem.acc.hex 12544 4; lines b1.dw.weight.hex 144 2; lines b3.pw.acc.hex 6272 4; lines fc.acc.hex 10 8
+    lines b2.pw.input.hex 6272 2
+    grep -q '^[89a-f]' "$G/b3.pw.acc.hex" || fail "golden --all: no negative int16 accumulator in b3.pw"
+    ok "golden --all with an int16 saturating accumulator: 4-digit accumulators, negative values"
+
+    q 2 "golden --image out of range" golden "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --all -o "$TMP/g" \
+        --image 32
+    err_has "--image 32: $QMDATA has 32 images (0..31)" "golden --image out of range"
+    q 1 "golden unknown layer" golden "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --layer conv9 -o "$TMP/g"
+    err_has "'conv9' is not a layer of the model" "golden unknown layer"; err_has "stem, b1.dw, b1.pw" "golden unknown layer"
+    q 1 "golden a gap" golden "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --layer gap -o "$TMP/g"
+    err_has "node 'gap' (gap) is not a conv2d or linear layer" "golden a gap"
+    q 1 "golden float accumulator" golden "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --layer fc --acc fp16 \
+        -o "$TMP/g"
+    err_has "float accumulator" "golden float accumulator"
+    q 1 "golden onednn" golden "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --layer fc --requant onednn -o "$TMP/g"
+    err_has "bias=float" "golden onednn"
+    [ -e "$TMP/g" ] && fail "golden errors: a folder was created"
+    q 1 "golden into a file's folder" golden "$EV_MODEL" --data "$QMDATA" --calib-data "$QMDATA" --layer fc \
+        -o "$TMP/qmimg.txt/sub"
+    err_has "cannot create the folder '$TMP/qmimg.txt/sub'" "golden into a file's folder"
+    ok "golden: --image out of range (exit 2), unknown layer, a gap, float accumulators, bias=float, no folder (exit 1)"
 fi
 
 echo "1..$n"
