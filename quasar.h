@@ -4,4 +4,5 @@
 #include "core/core.h"
 #include "quant/quant.h"
 #include "sim/sim.h"
+#include "hwmodels/hw.h"
 #endif

@@ -267,21 +267,26 @@ static void rs_input(const qs_requant_t *rq, double m, rs_in_t *r, int32_t z)
         r->shift = (int)floor(log2(m) + 0.5);
 }
 
-static int resolve_layer_cfg(qs_int_t *e, int i, step_t *st)
+int qs_sim_int_resolve(const qs_int_config_t *c, const char *layer, qs_acc_t *acc, qs_requant_t *rq)
 {
-    st->acc = e->cfg.acc;
-    st->rq = e->cfg.rq;
-    for (int k = 0; k < e->cfg.noverrides; k++) {
-        const qs_int_override_t *o = &e->cfg.ov[k];
-        if (strcmp(o->layer, e->g->nodes[i].name) != 0)
+    *acc = c->acc;
+    *rq = c->rq;
+    for (int k = 0; k < c->noverrides; k++) {
+        const qs_int_override_t *o = &c->ov[k];
+        if (strcmp(o->layer, layer) != 0)
             continue;
         char src[QS_NAME_MAX + 16];
         snprintf(src, sizeof src, "--layer %s", o->layer);
-        int rc = o->requant ? qs_requant_parse(o->spec, src, &st->rq) : qs_acc_parse(o->spec, src, &st->acc);
+        int rc = o->requant ? qs_requant_parse(o->spec, src, rq) : qs_acc_parse(o->spec, src, acc);
         if (rc < 0)
             return rc;
     }
     return QS_OK;
+}
+
+static int resolve_layer_cfg(qs_int_t *e, int i, step_t *st)
+{
+    return qs_sim_int_resolve(&e->cfg, e->g->nodes[i].name, &st->acc, &st->rq);
 }
 
 /* the widest |x - z_x| of the input grid */

@@ -10,6 +10,7 @@
 
 #include "core/core.h"
 #include "quant/quant.h"
+#include "hwmodels/workload.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -456,6 +457,16 @@ int qs_golden_find(const qs_qnet_t *q, const char *name);
  * nlayers) gets what was written. */
 int qs_golden_write(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_tensor_t *image, int64_t image_index,
                     const char *source, const int *layers, int nlayers, const char *dir, qs_golden_layer_t *info);
+
+/* ---- the workload (sim/workload.c) ------------------------------------------------------------ */
+
+/* What one inference of q asks of hardware (hwmodels/workload.h): a layer per
+ * conv2d, linear, add, concat and pool of the folded graph, with the formats
+ * q's configuration gives (float where it leaves a tensor in float), the
+ * sparsity of pruning masks, and the accumulator width cfg gives each layer
+ * (cfg NULL: 0, the target's native width). q need not be calibrated.
+ * Free with qs_workload_free. */
+int qs_qnet_workload(const qs_qnet_t *q, const qs_int_config_t *cfg, qs_workload_t **out);
 
 /* ---- sensitivity (sim/sensitivity.c) -------------------------------------------------------- */
 

@@ -159,6 +159,9 @@ void qs_sim_act_batch_quantizer(const qs_quantizer_t *q, qs_quantizer_t *out);
 /* The quantization point feeding node i's first input (sharing resolved),
  * when it is quantized and calibrated; else -1. */
 int qs_sim_input_point(const qs_qnet_t *q, int i);
+/* The accumulator and requantizer of the layer named `layer` under c: the
+ * network-wide settings with that layer's overrides applied in order. */
+int qs_sim_int_resolve(const qs_int_config_t *c, const char *layer, qs_acc_t *acc, qs_requant_t *rq);
 /* A clone of q->g with the weights of the nodes selected by wsel (NULL: all)
  * replaced by their fake-quantized values, and, with bias, the quantized
  * biases. */
