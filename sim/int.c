@@ -404,7 +404,7 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
             else
                 st->w16[o * 2 * st->KP + k] = (int16_t)d;
         }
-        if (L->bcodes)
+        if (L->bcodes && !bias_float) /* bias=float: added at requantization, not in the accumulator */
             st->bias[o] = qs_i32(L->bcodes)[o];
         if ((rc = qs_requant_channel(&st->rq, sx, wp->scale[pi], sy, st->out.zy, st->out.lo, st->out.hi, &st->rqc[o])) < 0)
             return qs_error_context("integer engine, node '%s', channel %lld: ", nd->name, (long long)o);

@@ -571,6 +571,41 @@ START_TEST(test_agrees_with_fake)
 }
 END_TEST
 
+/* Every requantizer preset computes the same network: none may drift far from
+ * the fake-quant engine (rounding differences move a few percent of the codes,
+ * more with depth as they propagate; bias=float once added the bias twice and
+ * moved half). */
+START_TEST(test_presets_agree)
+{
+    static const char *const rq[] = {"float32", "fixed-point", "gemmlowp", "qnnpack", "onednn"};
+    qs_graph_t *g = NULL;
+    ck_assert_int_eq(qs_zoo_build("fmnist-dwsep", 5, &g), QS_OK);
+    for (int i = 0; i < g->nnodes; i++) /* biases after folding: an untrained BN has none */
+        if (g->nodes[i].op == QS_OP_BATCHNORM)
+            for (int64_t k = 0; k < g->nodes[i].beta->size; k++)
+                qs_f32(g->nodes[i].beta)[k] = 0.3f * sinf((float)(i * 7 + k));
+    mem_data_t m;
+    mem_data(&m, g, 24, 5, 0.0f);
+    qs_qnet_t *q = quantize_preset(g, "w8a8", NULL, &m.d);
+    qs_int_config_t c;
+    qs_int_config_default(&c);
+    ck_assert_int_eq(qs_requant_parse(rq[_i], "t", &c.rq), QS_OK);
+    qs_int_eval_t r;
+    ck_assert_msg(qs_int_eval(q, &c, &m.d, NULL, 8, NULL, &r) == QS_OK, "%s", qs_last_error());
+    int64_t mism = 0, comp = 0;
+    for (int i = 0; i < q->g->nnodes; i++) {
+        mism += r.mismatch[i];
+        comp += r.compared[i];
+    }
+    ck_assert_msg(mism <= comp / 4, "%s: %lld of %lld codes differ", rq[_i], (long long)mism, (long long)comp);
+    ck_assert_msg(r.fake_logit_sqnr_db > 25.0, "%s: logit SQNR %g dB", rq[_i], r.fake_logit_sqnr_db);
+    qs_int_eval_free(&r);
+    qs_qnet_free(q);
+    mem_free(&m);
+    qs_graph_free(g);
+}
+END_TEST
+
 START_TEST(test_threads_and_batches)
 {
     qs_graph_t *g = NULL;
@@ -694,6 +729,7 @@ static Suite *int_suite(void)
     tcase_add_test(tc, test_hand_int16);
     tcase_add_test(tc, test_rescales);
     tcase_add_loop_test(tc, test_agrees_with_fake, 0, 2);
+    tcase_add_loop_test(tc, test_presets_agree, 0, 5);
     tcase_add_test(tc, test_threads_and_batches);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
