@@ -5,4 +5,5 @@
 #include "quant/quant.h"
 #include "sim/sim.h"
 #include "hwmodels/hw.h"
+#include "experiments/experiments.h"
 #endif

@@ -30,6 +30,8 @@ void qs_help_train(FILE *out);
 int qs_cmd_quantize_model(int argc, char **argv); void qs_help_quantize_model(FILE *out);
 int qs_cmd_sensitivity(int argc, char **argv); void qs_help_sensitivity(FILE *out);
 int qs_cmd_golden(int argc, char **argv); void qs_help_golden(FILE *out);
+int qs_cmd_cost(int argc, char **argv); void qs_help_cost(FILE *out);
+int qs_cmd_targets(int argc, char **argv); void qs_help_targets(FILE *out);
 
 /* ---- network quantization options (cli/qopts.c) ----------------------------- */
 

@@ -21,7 +21,7 @@ void qs_help_eval(FILE *out)
             "                            [--reference] [--json] [--layers]\n"
             "                            [--preset P] [--weights SPEC] [--acts SPEC] [--layer ...]\n"
             "                            [--engine float|fake|int] [--acc SPEC] [--requant SPEC]\n"
-            "                            [--acc-trace]\n"
+            "                            [--acc-trace] [--arithmetic TARGET]\n"
             "\n"
             "Runs MODEL with the float engine on every image of a dataset, normalized as\n"
             "the model file says, and prints top-1 and top-5 accuracy, the number of images,\n"
@@ -73,6 +73,11 @@ void qs_help_eval(FILE *out)
             "                           presets gemmlowp, qnnpack, onednn\n"
             "  --layer NAME:acc=SPEC    int: one layer's accumulator (repeatable; also\n"
             "  --layer NAME:requant=SPEC  NAME:requant=SPEC), on top of --acc/--requant\n"
+            "  --arithmetic T           int: compute as target T does (docs/targets.md): each\n"
+            "                           conv2d/linear accumulates in the native accumulator\n"
+            "                           of the unit 'quasar cost' picks for it, and every\n"
+            "                           rescale uses T's requantizer (instead of --acc,\n"
+            "                           --requant)\n"
             "  --acc-trace              int: every dot product on the order-exact path, so the\n"
             "                           largest partial sum is exact, not only the final one\n"
             "\n"
@@ -91,6 +96,8 @@ typedef struct {
     qs_cli_qopts_t q;
     bool engine_int;
     qs_int_config_t ic;
+    bool ic_any;                 /* --acc, --requant or a NAME:acc=/requant= override given */
+    const char *arithmetic;      /* --arithmetic TARGET */
 } opts_t;
 
 /* --engine, --acc, --requant, --acc-trace and --layer NAME:acc=|requant=: 1 consumed, 0 not, -1 usage error */
@@ -110,7 +117,15 @@ static int parse_int_opt(int argc, char **argv, int *i, opts_t *o)
         o->engine_int = strcmp(v, "int") == 0;
         return 1;
     }
-    return qs_cli_intopts_parse(argc, argv, i, &o->ic);
+    if ((m = qs_cli_opt(argc, argv, i, "--arithmetic", &v)) != 0) {
+        if (m < 0)
+            return -1;
+        o->arithmetic = v;
+        return 1;
+    }
+    m = qs_cli_intopts_parse(argc, argv, i, &o->ic);
+    o->ic_any = o->ic_any || m > 0;
+    return m;
 }
 
 static int parse_args(int argc, char **argv, opts_t *o)
@@ -181,6 +196,12 @@ static int parse_args(int argc, char **argv, opts_t *o)
         return qs_cli_error(QS_EXIT_USAGE, "eval: expected MODEL.h5 (see 'quasar help eval')");
     if (!o->data)
         o->data = "fmnist:test";
+    if (o->arithmetic && !o->engine_int)
+        return qs_cli_error(QS_EXIT_USAGE, "eval: --arithmetic %s is for the integer engine (add --engine int)",
+                            o->arithmetic);
+    if (o->arithmetic && o->ic_any)
+        return qs_cli_error(QS_EXIT_USAGE, "eval: --arithmetic %s sets every accumulator and requantizer: drop "
+                            "--acc, --requant and --layer NAME:acc=/requant=", o->arithmetic);
     qs_qconfig_t c; /* a bad spec or preset is a usage error, found before any work */
     if (o->q.any && qs_cli_qopts_config(&o->q, &c) < 0)
         return qs_cli_fail(QS_EXIT_USAGE);
@@ -518,11 +539,28 @@ static int run_quantized(const opts_t *o, qs_pool_t *pool, const qs_dataset_t *d
     qo.reference = o->reference;
     if (qs_cli_load_qnet("eval", o->model, &qo, pool, &q) < 0)
         return -1;
+    qs_int_config_t ic = o->ic;
+    if (o->arithmetic) { /* the target's accumulators and requantizer */
+        qs_hw_target_t *t = NULL;
+        int rc = qs_hw_target_find(o->arithmetic, &t);
+        if (rc >= 0)
+            rc = qs_int_config_for_target(q, t, NULL, &ic);
+        if (rc < 0)
+            qs_error_context("--arithmetic %s: ", o->arithmetic);
+        qs_hw_target_free(t);
+        if (rc < 0) {
+            qs_qnet_free(q);
+            return -1;
+        }
+    }
     bool tty = isatty(STDERR_FILENO);
     qs_progress_cb_t cb = {tty ? on_progress : NULL, NULL, 0};
     qs_engine_opts_t eo = {pool, o->reference};
     if (o->engine_int) {
         qs_int_eval_t ir;
+        opts_t oc = *o; /* the printers show the configuration that ran */
+        oc.ic = ic;
+        o = &oc;
         int rc = qs_int_eval(q, &o->ic, view, &eo, o->batch, &cb, &ir);
         if (tty)
             fputs("\r\033[K", stderr);

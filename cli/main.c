@@ -17,6 +17,8 @@ static const qs_cli_command_t commands[] = {
     {"quantize-model", "quantize and calibrate a model and save it as a quantized-model file", qs_cmd_quantize_model, qs_help_quantize_model},
     {"sensitivity", "rank layers and activation points by the accuracy they cost when quantized", qs_cmd_sensitivity, qs_help_sensitivity},
     {"golden", "write golden test vectors of conv2d/linear layers for RTL test benches (integer engine)", qs_cmd_golden, qs_help_golden},
+    {"cost", "price a quantized network on hardware targets: energy, latency, traffic, verdict per layer", qs_cmd_cost, qs_help_cost},
+    {"targets", "list the hardware targets, or show one: units, formats, memory, features", qs_cmd_targets, qs_help_targets},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

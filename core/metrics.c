@@ -41,6 +41,10 @@ static const qs_metric_t metrics[] = {
     {"energy_j", "J", QS_BETTER_LOWER, "energy of one inference on the target"},
     {"latency_s", "s", QS_BETTER_LOWER, "latency of one inference on the target"},
     {"model_bytes", "bytes", QS_BETTER_LOWER, "size of the quantized weights, scales and zero points"},
+    {"offchip_bytes", "bytes", QS_BETTER_LOWER, "bytes moved to and from off-chip memory in one inference on the target"},
+    {"compute_energy_j", "J", QS_BETTER_LOWER, "energy of the arithmetic of one inference on the target"},
+    {"memory_energy_j", "J", QS_BETTER_LOWER, "energy of the memory traffic of one inference on the target"},
+    {"static_energy_j", "J", QS_BETTER_LOWER, "static (leakage, idle) energy over the latency of one inference"},
     /* network size */
     {"params", "count", QS_BETTER_LOWER, "parameters of the network (weights, biases, batchnorm gamma, beta, mean, var)"},
     {"macs", "count", QS_BETTER_LOWER, "multiply-accumulates of one inference (conv2d and linear), per image"},
