@@ -75,9 +75,12 @@ bool qs_hw_format_fits(const qs_hw_format_t *from, const qs_hw_format_t *to)
         return from->kind == QS_HW_FMT_INT || from->kind == QS_HW_FMT_BINARY;
     switch (from->kind) {
     case QS_HW_FMT_INT:
-        return to->kind == QS_HW_FMT_INT && to->bits >= from->bits;
+        /* a float with m mantissa bits holds every integer of magnitude up to 2^(m+1) */
+        return (to->kind == QS_HW_FMT_INT && to->bits >= from->bits) ||
+               (to->kind == QS_HW_FMT_FLOAT && from->bits <= to->man_bits + 1);
     case QS_HW_FMT_BINARY:
-        return to->kind == QS_HW_FMT_BINARY || (to->kind == QS_HW_FMT_INT && to->bits >= 2);
+        return to->kind == QS_HW_FMT_BINARY || (to->kind == QS_HW_FMT_INT && to->bits >= 2) ||
+               to->kind == QS_HW_FMT_FLOAT;
     case QS_HW_FMT_FLOAT:
         return to->kind == QS_HW_FMT_FLOAT && to->exp_bits >= from->exp_bits && to->man_bits >= from->man_bits;
     case QS_HW_FMT_BLOCK:

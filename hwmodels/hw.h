@@ -33,8 +33,10 @@ typedef struct {
  * "fp8-e4m3fnuz", "fp8-e5m2fnuz", "fp6-e3m2", "fp6-e2m3", "fp4-e2m1", "mxfp8-e4m3",
  * "mxfp8-e5m2", "mxfp6-e3m2", "mxfp6-e2m3", "mxfp4", "mxint8", "nvfp4". */
 int qs_hw_format_parse(const char *name, qs_hw_format_t *f);
-/* Every value of `from` is a value of `to` (int of fewer bits, binary in an
- * int of >= 2 bits, a float with as many exponent and mantissa bits). */
+/* Every value of `from` is a value of `to`: an int in an int of as many bits
+ * or in a float whose mantissa has at least bits - 1 bits (int9 in fp16,
+ * int8 in bf16); binary in an int of >= 2 bits or any float; a float in a
+ * float with as many exponent and mantissa bits. */
 bool qs_hw_format_fits(const qs_hw_format_t *from, const qs_hw_format_t *to);
 
 /* ---- targets ------------------------------------------------------------------ */

@@ -883,5 +883,69 @@ if [ -f "$EV_MODEL" ] && [ -n "${QMDATA:-}" ] && [ -f "$QMDATA" ]; then
     ok "golden: --image out of range (exit 2), unknown layer, a gap, float accumulators, bias=float, no folder (exit 1)"
 fi
 
+# ---- hardware cost (cli/cmd_cost.c, docs/targets.md) --------------------------------------------------
+q 0 "targets" targets
+for t in asic-45nm bitfusion cpu-avx512-vnni dsp-hvx gpu-ampere; do out_has "$t" "targets lists $t"; done
+q 0 "targets --csv" targets --csv
+[ "$(wc -l <"$OUT")" -eq 6 ] || fail "targets --csv: a header and 5 rows"
+q 0 "targets NAME" targets cpu-avx512-vnni
+out_has "avx512bw-pairwise" "targets NAME"; out_has "(optional)" "targets NAME"; out_has "requant=onednn" "targets NAME"
+q 0 "targets NAME --json" targets bitfusion --json
+out_has '"rate": "bitbrick"' "targets --json"
+q 1 "targets unknown" targets nope
+err_has "unknown target 'nope'" "targets unknown"; err_prefixed "targets unknown"
+printf 'target: bad\nkind: asic\ndescription: x\ntechnology:\n  node: 45 nm\n  voltage: -1 V\n  source: x\n' >"$TMP/bad.yaml"
+q 1 "targets bad file" targets "$TMP/bad.yaml"
+err_has "$TMP/bad.yaml:6" "targets bad file: file:line"; err_has "voltage" "targets bad file: the key"
+ok "quasar targets: list, --csv, one target, --json, unknown name and a bad file (exit 1, file:line)"
+
+COST_MODEL="${srcdir:-.}/models/fmnist-dwsep.h5"
+if [ -f "$COST_MODEL" ]; then
+    q 0 "cost one target" cost "$COST_MODEL" --target asic-45nm
+    out_has "int8 x int8" "cost"; out_has "energy      " "cost"; out_has "per inference" "cost"
+    out_has "verdict     ok" "cost"; out_has "traffic     buffer" "cost"
+    grep -q '^b2.pw  *conv2d  *int-mac ' "$OUT" || fail "cost: a per-layer row"
+    q 0 "cost all" cost "$COST_MODEL"
+    for t in asic-45nm bitfusion cpu-avx512-vnni dsp-hvx gpu-ampere; do out_has "$t" "cost all: $t"; done
+    grep -q '^gpu-ampere .* unsupported' "$OUT" || fail "cost all: asymmetric activations unsupported on the GPU"
+    q 0 "cost gpu symmetric" cost "$COST_MODEL" --target gpu-ampere --acts scheme=symmetric --layer fc:acts=scheme=symmetric
+    out_has "verdict     ok" "cost gpu symmetric"
+    q 0 "cost dsp per-channel" cost "$COST_MODEL" --target dsp-hvx
+    out_has "per-channel weight scales: not supported by dsp-hvx" "cost dsp: the reason"
+    q 0 "cost --csv" cost "$COST_MODEL" --target asic-45nm,bitfusion --csv
+    head -1 "$OUT" | grep -q '^target,layer,op,unit,w_format,x_format,macs,ops,mac_j,energy_j,' || fail "cost --csv header"
+    [ "$(grep -c ',total,' "$OUT")" -eq 2 ] || fail "cost --csv: a total row per target"
+    [ "$(wc -l <"$OUT")" -eq 21 ] || fail "cost --csv: header + 2 x (9 layers + total)"
+    q 0 "cost --json" cost "$COST_MODEL" --target bitfusion --json --batch 4
+    [ "$(grep -c '"record": "layer"' "$OUT")" -eq 9 ] || fail "cost --json: 9 layer records"
+    out_has '"record": "total"' "cost --json"; out_has '"batch": 4' "cost --json"
+    for k in energy_j latency_s model_bytes offchip_bytes memory_energy_j '"macs.int8xint8"' '"bytes.dram"'; do
+        out_has "$k" "cost --json"
+    done
+    q 0 "cost --table" cost "$COST_MODEL" --target bitfusion --table "$TMP/haq.csv"
+    [ "$(wc -l <"$TMP/haq.csv")" -eq $((1 + 8 * 64)) ] || fail "cost --table: 8 MAC layers x 64 (w, a) rows"
+    grep -q '^bitfusion,b2.pw,conv2d,2,2,' "$TMP/haq.csv" || fail "cost --table: a 2x2 row"
+    q 0 "cost --unit --node" cost "$COST_MODEL" --target cpu-avx512-vnni --unit avx512bw-pairwise --node 7
+    grep -q '^stem  *conv2d  *avx512bw-pairwise ' "$OUT" || fail "cost --unit: the named unit"
+    q 1 "cost unknown unit" cost "$COST_MODEL" --target asic-45nm --unit tpu
+    err_has "--unit tpu" "cost unknown unit"
+    q 1 "cost bad target file" cost "$COST_MODEL" --target "$TMP/bad.yaml"
+    err_has "$TMP/bad.yaml:6" "cost bad target file"
+    q 0 "eval --arithmetic" eval "$COST_MODEL" --engine int --arithmetic cpu-avx512-vnni --limit 8 ${QMDATA:+--calib-data "$QMDATA" --calib-images 8}
+    out_has "requant requant=onednn" "eval --arithmetic"; out_has "acc acc=int32" "eval --arithmetic"
+    ok "quasar cost: a target, all, verdicts and reasons, --csv, --json, --table, --unit, --node, errors; eval --arithmetic"
+fi
+q 2 "cost no model" cost
+err_has "cost: expected MODEL.h5" "cost no model"
+q 2 "cost --csv --json" cost m.h5 --csv --json
+q 2 "cost bad --batch" cost m.h5 --batch 0
+q 2 "cost bad --node" cost m.h5 --node 2
+q 2 "cost unknown option" cost m.h5 --frobnicate
+err_has "cost: unknown option '--frobnicate'" "cost unknown option"
+q 2 "eval --arithmetic without --engine int" eval m.h5 --arithmetic asic-45nm
+err_has "add --engine int" "eval --arithmetic without int"
+q 2 "eval --arithmetic with --acc" eval m.h5 --engine int --arithmetic asic-45nm --acc int16
+ok "quasar cost and eval --arithmetic: usage errors (exit 2)"
+
 echo "1..$n"
 exit 0
