@@ -70,9 +70,10 @@ void qs_help_targets(FILE *out)
     fprintf(out,
             "Usage: quasar targets [NAME|FILE.yaml] [--csv | --json]\n"
             "\n"
-            "Lists the shipped hardware targets (hwmodels/targets/*.yaml, or the folder\n"
-            "$QUASAR_TARGETS names): name, kind, technology node, clock, units, memory\n"
-            "levels and description. With NAME (or a target file), shows that target:\n"
+            "Lists the hardware targets: the .yaml files of the folder $QUASAR_TARGETS\n"
+            "names (when set), of the source tree's hwmodels/targets and of the installed\n"
+            "targets folder (a name found twice: the first wins): name, kind, technology\n"
+            "node, clock, units and description. With NAME (or a target file), shows that target:\n"
             "every unit with its formats, rate, energy per MAC at its formats and native\n"
             "accumulator; every memory level; the quantization features; the native\n"
             "requantizer. The file format is described in docs/targets.md.\n"
@@ -450,7 +451,7 @@ static int print_json(const cost_opts_t *o, const qs_hw_target_t *t, const qs_wo
         qs_json_str(&j, "w_format", l->macs > 0 && L->unit >= 0 ? L->wfmt.name : NULL);
         qs_json_str(&j, "x_format", L->unit >= 0 ? L->xfmt.name : NULL);
         qs_json_num(&j, "ops", L->ops);
-        qs_json_num(&j, "mac_j", L->mac_j);
+        qs_json_num(&j, "mac_j", l->macs > 0 && L->unit >= 0 ? L->mac_j : 0); /* as in --csv */
         qs_json_str(&j, "bound", bound_name(t, L->bound));
         qs_json_str(&j, "verdict", qs_hw_verdict_name(L->verdict));
         qs_json_str(&j, "reason", L->reason);

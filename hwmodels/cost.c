@@ -222,11 +222,12 @@ int qs_hw_cost_layer(const qs_hw_target_t *t, const qs_wl_layer_t *l, const qs_h
     /* sparsity the units can skip: fewer MACs and fewer stored weights */
     double density = 1, wbits = mac_layer ? stored_bits(t, &fw, &c.w) : 0, index_bits = 0;
     if (mac_layer && l->sparsity == QS_WL_SPARSE_NM) {
-        for (int i = 0; i < t->nsparse; i++)
-            if (t->sparse_m[i] == l->sparse_m && l->sparse_n <= t->sparse_n[i])
+        for (int i = 0; i < t->nsparse; i++) /* the tightest pattern the layer's mask satisfies */
+            if (t->sparse_m[i] == l->sparse_m && l->sparse_n <= t->sparse_n[i] &&
+                (double)t->sparse_n[i] / t->sparse_m[i] < density)
                 density = (double)t->sparse_n[i] / t->sparse_m[i];
         if (density == 1 && t->sparse_unstructured)
-            density = (double)l->sparse_n / l->sparse_m;
+            density = l->density;
     } else if (mac_layer && l->sparsity == QS_WL_SPARSE_UNSTRUCTURED && t->sparse_unstructured) {
         density = l->density;
     }

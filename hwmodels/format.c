@@ -76,8 +76,10 @@ bool qs_hw_format_fits(const qs_hw_format_t *from, const qs_hw_format_t *to)
     switch (from->kind) {
     case QS_HW_FMT_INT:
         /* a float with m mantissa bits holds every integer of magnitude up to 2^(m+1) */
+        /* ... and, conservatively, 2^bits within its normal range: bits <= 2^(E-1) - 1 */
         return (to->kind == QS_HW_FMT_INT && to->bits >= from->bits) ||
-               (to->kind == QS_HW_FMT_FLOAT && from->bits <= to->man_bits + 1);
+               (to->kind == QS_HW_FMT_FLOAT && from->bits <= to->man_bits + 1 &&
+                from->bits <= (1 << (to->exp_bits - 1)) - 1);
     case QS_HW_FMT_BINARY:
         return to->kind == QS_HW_FMT_BINARY || (to->kind == QS_HW_FMT_INT && to->bits >= 2) ||
                to->kind == QS_HW_FMT_FLOAT;

@@ -34,8 +34,9 @@ typedef struct {
  * "mxfp8-e5m2", "mxfp6-e3m2", "mxfp6-e2m3", "mxfp4", "mxint8", "nvfp4". */
 int qs_hw_format_parse(const char *name, qs_hw_format_t *f);
 /* Every value of `from` is a value of `to`: an int in an int of as many bits
- * or in a float whose mantissa has at least bits - 1 bits (int9 in fp16,
- * int8 in bf16); binary in an int of >= 2 bits or any float; a float in a
+ * or in a float whose mantissa has at least bits - 1 bits and whose exponent
+ * reaches 2^bits (int9 in fp16, int8 in bf16, int4 in fp8-e4m3 but not in
+ * fp6-e2m3, whose largest value is 7.5); binary in an int of >= 2 bits or any float; a float in a
  * float with as many exponent and mantissa bits. */
 bool qs_hw_format_fits(const qs_hw_format_t *from, const qs_hw_format_t *to);
 

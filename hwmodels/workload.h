@@ -51,7 +51,8 @@ typedef struct {
     qs_wl_gran_t w_gran;
     int64_t w_group;             /* per-group: elements sharing a scale */
     int64_t scale_bytes;         /* the weights' scales and zero points as stored */
-    int acc_bits;                /* accumulator register width (the integer engine's, or 32) */
+    int acc_bits;                /* accumulator register width: the integer engine's when a run sets one
+                                  * (--acc), else 0 = the native accumulator of the unit that runs it */
     qs_wl_sparsity_kind_t sparsity;
     double density;              /* fraction of weights kept (1 when dense) */
     int sparse_n, sparse_m;      /* N:M: N kept in every M along the reduction dimension */

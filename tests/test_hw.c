@@ -360,6 +360,19 @@ START_TEST(test_formats)
     ck_assert_int_eq(qs_hw_format_parse("binary", &a), QS_OK);
     ck_assert_int_eq(qs_hw_format_parse("int2", &b), QS_OK);
     ck_assert(qs_hw_format_fits(&a, &b));
+    /* integers in floats: the mantissa must hold them and the exponent reach them */
+    static const struct {
+        const char *i, *f;
+        bool fits;
+    } inf[] = {{"int9", "fp16", true},      {"int11", "fp16", true},    {"int12", "fp16", false},
+               {"int8", "bf16", true},      {"int9", "bf16", false},    {"int4", "fp8-e4m3", true},
+               {"int5", "fp8-e4m3", false}, {"int4", "fp6-e2m3", false}, {"int1", "fp6-e2m3", true},
+               {"int24", "fp32", true},     {"int25", "fp32", false}};
+    for (size_t i = 0; i < sizeof inf / sizeof *inf; i++) {
+        ck_assert_int_eq(qs_hw_format_parse(inf[i].i, &a), QS_OK);
+        ck_assert_int_eq(qs_hw_format_parse(inf[i].f, &b), QS_OK);
+        ck_assert_msg(qs_hw_format_fits(&a, &b) == inf[i].fits, "%s in %s", inf[i].i, inf[i].f);
+    }
     ck_assert_int_eq(qs_hw_format_parse("int0", &a), QS_ERR_INVALID);
     ck_assert_int_eq(qs_hw_format_parse("int33", &a), QS_ERR_INVALID);
     ck_assert_int_eq(qs_hw_format_parse("fp7", &a), QS_ERR_INVALID);
