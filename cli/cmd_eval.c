@@ -21,7 +21,7 @@ void qs_help_eval(FILE *out)
             "                            [--reference] [--json] [--layers]\n"
             "                            [--preset P] [--weights SPEC] [--acts SPEC] [--layer ...]\n"
             "                            [--engine float|fake|int] [--acc SPEC] [--requant SPEC]\n"
-            "                            [--acc-trace] [--arithmetic TARGET]\n"
+            "                            [--acc-trace] [--arithmetic TARGET [--unit U]]\n"
             "\n"
             "Runs MODEL with the float engine on every image of a dataset, normalized as\n"
             "the model file says, and prints top-1 and top-5 accuracy, the number of images,\n"
@@ -78,6 +78,9 @@ void qs_help_eval(FILE *out)
             "                           of the unit 'quasar cost' picks for it, and every\n"
             "                           rescale uses T's requantizer (instead of --acc,\n"
             "                           --requant)\n"
+            "  --unit U                 with --arithmetic: the target's unit U wherever it can\n"
+            "                           run a layer (optional units, such as cpu-avx512-vnni's\n"
+            "                           avx512bw-pairwise, only so)\n"
             "  --acc-trace              int: every dot product on the order-exact path, so the\n"
             "                           largest partial sum is exact, not only the final one\n"
             "\n"
@@ -98,6 +101,7 @@ typedef struct {
     qs_int_config_t ic;
     bool ic_any;                 /* --acc, --requant or a NAME:acc=/requant= override given */
     const char *arithmetic;      /* --arithmetic TARGET */
+    const char *unit;            /* --unit U: the target's unit preferred (optional units only so) */
 } opts_t;
 
 /* --engine, --acc, --requant, --acc-trace and --layer NAME:acc=|requant=: 1 consumed, 0 not, -1 usage error */
@@ -121,6 +125,12 @@ static int parse_int_opt(int argc, char **argv, int *i, opts_t *o)
         if (m < 0)
             return -1;
         o->arithmetic = v;
+        return 1;
+    }
+    if ((m = qs_cli_opt(argc, argv, i, "--unit", &v)) != 0) {
+        if (m < 0)
+            return -1;
+        o->unit = v;
         return 1;
     }
     m = qs_cli_intopts_parse(argc, argv, i, &o->ic);
@@ -199,6 +209,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
     if (o->arithmetic && !o->engine_int)
         return qs_cli_error(QS_EXIT_USAGE, "eval: --arithmetic %s is for the integer engine (add --engine int)",
                             o->arithmetic);
+    if (o->unit && !o->arithmetic)
+        return qs_cli_error(QS_EXIT_USAGE, "eval: --unit %s names a unit of the --arithmetic target; give "
+                            "--arithmetic TARGET", o->unit);
     if (o->arithmetic && o->ic_any)
         return qs_cli_error(QS_EXIT_USAGE, "eval: --arithmetic %s sets every accumulator and requantizer: drop "
                             "--acc, --requant and --layer NAME:acc=/requant=", o->arithmetic);
@@ -543,8 +556,14 @@ static int run_quantized(const opts_t *o, qs_pool_t *pool, const qs_dataset_t *d
     if (o->arithmetic) { /* the target's accumulators and requantizer */
         qs_hw_target_t *t = NULL;
         int rc = qs_hw_target_find(o->arithmetic, &t);
+        qs_hw_cost_opts_t co;
+        qs_hw_cost_opts_default(&co);
+        co.unit = o->unit;
+        if (rc >= 0 && o->unit && !qs_hw_unit_find(t, o->unit))
+            rc = qs_error(QS_ERR_INVALID, "--unit %s: %s has no such unit (see 'quasar targets %s')", o->unit,
+                          t->name, o->arithmetic);
         if (rc >= 0)
-            rc = qs_int_config_for_target(q, t, NULL, &ic);
+            rc = qs_int_config_for_target(q, t, &co, &ic);
         if (rc < 0)
             qs_error_context("--arithmetic %s: ", o->arithmetic);
         qs_hw_target_free(t);

@@ -933,6 +933,9 @@ if [ -f "$COST_MODEL" ]; then
     err_has "$TMP/bad.yaml:6" "cost bad target file"
     q 0 "eval --arithmetic" eval "$COST_MODEL" --engine int --arithmetic cpu-avx512-vnni --limit 8 ${QMDATA:+--calib-data "$QMDATA" --calib-images 8}
     out_has "requant requant=onednn" "eval --arithmetic"; out_has "acc acc=int32" "eval --arithmetic"
+    q 0 "eval --arithmetic --unit" eval "$COST_MODEL" --engine int --arithmetic cpu-avx512-vnni --unit avx512bw-pairwise \
+        --limit 8 ${QMDATA:+--calib-data "$QMDATA" --calib-images 8}
+    out_has "chunk=2,chunk-acc=int16,chunk-overflow=saturate" "eval --arithmetic --unit"
     ok "quasar cost: a target, all, verdicts and reasons, --csv, --json, --table, --unit, --node, errors; eval --arithmetic"
 fi
 q 2 "cost no model" cost
@@ -945,6 +948,8 @@ err_has "cost: unknown option '--frobnicate'" "cost unknown option"
 q 2 "eval --arithmetic without --engine int" eval m.h5 --arithmetic asic-45nm
 err_has "add --engine int" "eval --arithmetic without int"
 q 2 "eval --arithmetic with --acc" eval m.h5 --engine int --arithmetic asic-45nm --acc int16
+q 2 "eval --unit without --arithmetic" eval m.h5 --engine int --unit vnni
+err_has "give --arithmetic TARGET" "eval --unit without --arithmetic"
 ok "quasar cost and eval --arithmetic: usage errors (exit 2)"
 
 echo "1..$n"
