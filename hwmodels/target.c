@@ -6,6 +6,7 @@
 #include "hwmodels/hw_internal.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
@@ -521,9 +522,12 @@ int qs_hw_target_parse(const char *text, size_t len, const char *name, qs_hw_tar
 int qs_hw_target_load(const char *path, qs_hw_target_t **out)
 {
     *out = NULL;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return qs_error(QS_ERR_IO, "%s: is a folder, not a target file (.yaml)", path);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return qs_error(QS_ERR_IO, "%s: cannot open the target file", path);
+        return qs_error(QS_ERR_IO, "%s: cannot open the target file: %s", path, strerror(errno));
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
