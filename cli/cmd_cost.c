@@ -10,8 +10,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void qs_help_cost(FILE *out)
 {
@@ -68,17 +71,18 @@ void qs_help_cost(FILE *out)
 void qs_help_targets(FILE *out)
 {
     fprintf(out,
-            "Usage: quasar targets [NAME|FILE.yaml] [--csv | --json]\n"
+            "Usage: quasar targets [all | T[,T...]] [--csv | --json]\n"
             "\n"
             "Lists the hardware targets: the .yaml files of the folder $QUASAR_TARGETS\n"
             "names (when set), of the source tree's hwmodels/targets and of the installed\n"
             "targets folder (a name found twice: the first wins): name, kind, technology\n"
-            "node, clock, units and description. With NAME (or a target file), shows that target:\n"
+            "node, clock, units and description ('all' lists them too). With T (a name or\n"
+            "a target file; a comma-separated list shows each in turn), shows that target:\n"
             "every unit with its formats, rate, energy per MAC at its formats and native\n"
             "accumulator; every memory level; the quantization features; the native\n"
             "requantizer. The file format is described in docs/targets.md.\n"
             "\n"
-            "  --csv                    CSV, one row per target (or per unit, with NAME)\n"
+            "  --csv                    CSV, one row per target (or per unit, with T)\n"
             "  --json                   JSON Lines, one object per target (or per unit)\n"
             "\n"
             "Exit status: 0 success, 1 a target file is invalid, 2 usage error.\n");
@@ -130,6 +134,63 @@ static void csv_str(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* n text cells, each through csv_str, separated by commas */
+static void csv_cells(FILE *out, int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            fputc(',', out);
+        csv_str(out, va_arg(ap, const char *));
+    }
+    va_end(ap);
+}
+
+/* The names of a comma-separated list ("a,b"), each strdup'ed, NULL-terminated
+ * (free with qs_hw_names_free). An empty name (",", "a,,b", "a,") is an
+ * error: QS_ERR_INVALID, "WHAT: empty target name in 'LIST'". */
+static int split_names(const char *list, const char *what, char ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    char **names = calloc(strlen(list) + 2, sizeof *names);
+    if (!names)
+        return qs_error(QS_ERR_NOMEM, "out of memory");
+    int k = 0;
+    for (const char *s = list;; s++) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len == 0) {
+            qs_hw_names_free(names);
+            return qs_error(QS_ERR_INVALID, "%s: empty target name in '%s'", what, list);
+        }
+        if (!(names[k] = strndup(s, len))) {
+            qs_hw_names_free(names);
+            return qs_error(QS_ERR_NOMEM, "out of memory");
+        }
+        k++;
+        if (!e)
+            break;
+        s = e;
+    }
+    *out = names;
+    *n = k;
+    return QS_OK;
+}
+
+/* A --target list's syntax, for the usage check before any work. */
+static int check_names(const char *list, const char *what)
+{
+    if (!list || strcmp(list, "all") == 0)
+        return QS_OK;
+    char **names = NULL;
+    int n = 0;
+    int rc = split_names(list, what, &names, &n);
+    qs_hw_names_free(names);
+    return rc;
+}
+
 /* Every target named by a --target list ("all": the shipped ones), loaded, checked and rescaled. */
 static int load_targets(const char *list, double node, qs_hw_target_t ***out, int *n)
 {
@@ -147,21 +208,8 @@ static int load_targets(const char *list, double node, qs_hw_target_t ***out, in
             qs_hw_names_free(names);
             return qs_error(QS_ERR_IO, "no target files found (set $QUASAR_TARGETS to a folder of .yaml files)");
         }
-    } else {
-        char *copy = strdup(list);
-        if (!copy)
-            return qs_error(QS_ERR_NOMEM, "out of memory");
-        names = calloc(strlen(list) + 2, sizeof *names);
-        if (!names) {
-            free(copy);
-            return qs_error(QS_ERR_NOMEM, "out of memory");
-        }
-        for (char *s = strtok(copy, ","); s; s = strtok(NULL, ","))
-            if (!(names[count_++] = strdup(s)))
-                rc = qs_error(QS_ERR_NOMEM, "out of memory");
-        free(copy);
-        if (rc == QS_OK && count_ == 0)
-            rc = qs_error(QS_ERR_INVALID, "--target: an empty list");
+    } else if (split_names(list, "--target", &names, &count_) < 0) {
+        return -1;
     }
     if (rc == QS_OK && !(t = calloc((size_t)count_, sizeof *t)))
         rc = qs_error(QS_ERR_NOMEM, "out of memory");
@@ -221,6 +269,8 @@ static int parse_cost(int argc, char **argv, cost_opts_t *o)
                 return QS_EXIT_USAGE;
             if (o->targets)
                 return qs_cli_error(QS_EXIT_USAGE, "--target given twice (give a comma-separated list)");
+            if (check_names(v, "--target") < 0)
+                return qs_cli_fail(QS_EXIT_USAGE);
             o->targets = v;
             continue;
         }
@@ -387,16 +437,14 @@ static void csv_row(const qs_hw_target_t *t, const char *layer, const char *op, 
                     double lat, const char *bound, double mb, const double *bytes, const char *verdict,
                     const char *reason)
 {
-    csv_str(stdout, t->name);
-    putchar(',');
-    csv_str(stdout, layer);
-    printf(",%s,%s,%s,%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%s,%.17g,%.17g,%.17g,", op,
-           unit_name(t, unit), wf, xf, macs, ops, mac_j, e, ce, me, se, lat, bound, mb, onchip_bytes(t, bytes),
-           offchip_bytes(t, bytes));
+    char lb[QS_HW_MAX_LEVELS * 64] = "";
     for (int k = 0; k < t->nlevels; k++)
-        printf("%s%s=%.17g", k ? ";" : "", t->level[k].name, bytes[k]);
-    printf(",%s,", verdict);
-    csv_str(stdout, reason);
+        snprintf(lb + strlen(lb), sizeof lb - strlen(lb), "%s%s=%.17g", k ? ";" : "", t->level[k].name, bytes[k]);
+    csv_cells(stdout, 6, t->name, layer, op, unit_name(t, unit), wf, xf);
+    printf(",%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,", macs, ops, mac_j, e, ce, me, se, lat);
+    csv_str(stdout, bound);
+    printf(",%.17g,%.17g,%.17g,", mb, onchip_bytes(t, bytes), offchip_bytes(t, bytes));
+    csv_cells(stdout, 3, lb, verdict, reason);
     putchar('\n');
 }
 
@@ -508,22 +556,40 @@ static int print_json(const cost_opts_t *o, const qs_hw_target_t *t, const qs_wo
 }
 
 /* The HAQ-style table: every MAC layer at every (w, a) width 1..8, the
- * layer's signedness kept. Written aside and renamed, so a failure leaves no
- * half table. */
+ * layer's signedness kept. Written aside, into a file of its own made next
+ * to FILE (FILE.part-XXXXXX: never someone else's FILE.part), and renamed
+ * over FILE, so a failure leaves no half table and FILE as it was. FILE
+ * must be a regular file or not exist (the rename must not replace a folder,
+ * a device such as /dev/null, or a pipe). */
 #define TABLE_MAX_BITS 8
 static int write_table(const cost_opts_t *o, qs_hw_target_t **t, int nt, const qs_workload_t *w,
                        const qs_hw_cost_opts_t *co)
 {
-    size_t n = strlen(o->table) + 8;
+    struct stat st;
+    if (stat(o->table, &st) == 0 && !S_ISREG(st.st_mode))
+        return qs_error(QS_ERR_IO, "--table %s: cannot be written: %s", o->table,
+                        S_ISDIR(st.st_mode) ? strerror(EISDIR) : "it exists and is not a regular file");
+    size_t n = strlen(o->table) + sizeof ".part-XXXXXX";
     char *tmp = malloc(n);
     if (!tmp)
         return qs_error(QS_ERR_NOMEM, "out of memory");
-    snprintf(tmp, n, "%s.part", o->table);
-    FILE *f = fopen(tmp, "w");
+    snprintf(tmp, n, "%s.part-XXXXXX", o->table);
+    int fd = mkstemp(tmp);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
     if (!f) {
-        qs_error(QS_ERR_IO, "%s: cannot be written: %s", tmp, strerror(errno));
+        qs_error(QS_ERR_IO, "--table %s: cannot be written (as '%s'): %s", o->table, tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            remove(tmp);
+        }
         free(tmp);
         return -1;
+    }
+    /* mkstemp makes 0600: give the table the permissions a file fopen creates would have */
+    mode_t mask = umask(022);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) {
+        /* not fatal: the table is still complete, just more private */
     }
     int rc = QS_OK;
     fprintf(f, "target,layer,op,w_bits,a_bits,macs,energy_j,latency_s,compute_energy_j,memory_energy_j,unit,"
@@ -540,21 +606,25 @@ static int write_table(const cost_opts_t *o, qs_hw_target_t **t, int nt, const q
                     snprintf(l.x.name, sizeof l.x.name, "int%d", ba);
                     l.x.bits = ba;
                     qs_hw_layer_cost_t L;
-                    if ((rc = qs_hw_cost_layer(t[ti], &l, co, &L)) < 0)
+                    if ((rc = qs_hw_cost_layer(t[ti], &l, co, &L)) < 0) {
+                        rc = qs_error_context("--table %s: ", o->table);
                         break;
-                    fprintf(f, "%s,%s,%s,%d,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%s,%s,", t[ti]->name, l.name, l.op,
-                            bw, ba, L.macs, L.energy_j, L.latency_s, L.compute_j, memory_j(t[ti], L.level_j),
-                            unit_name(t[ti], L.unit), qs_hw_verdict_name(L.verdict));
-                    csv_str(f, L.reason);
+                    }
+                    csv_cells(f, 3, t[ti]->name, l.name, l.op);
+                    fprintf(f, ",%d,%d,%.17g,%.17g,%.17g,%.17g,%.17g,", bw, ba, L.macs, L.energy_j, L.latency_s,
+                            L.compute_j, memory_j(t[ti], L.level_j));
+                    csv_cells(f, 3, unit_name(t[ti], L.unit), qs_hw_verdict_name(L.verdict), L.reason);
                     fputc('\n', f);
                 }
         }
     if (fflush(f) != 0 && rc == QS_OK)
-        rc = qs_error(QS_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        rc = qs_error(QS_ERR_IO, "--table %s: write failed: %s", o->table, strerror(errno));
+    if (rc == QS_OK && fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        rc = qs_error(QS_ERR_IO, "--table %s: write failed: %s", o->table, strerror(errno));
     if (fclose(f) != 0 && rc == QS_OK)
-        rc = qs_error(QS_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        rc = qs_error(QS_ERR_IO, "--table %s: write failed: %s", o->table, strerror(errno));
     if (rc == QS_OK && rename(tmp, o->table) != 0)
-        rc = qs_error(QS_ERR_IO, "%s: cannot be written: %s", o->table, strerror(errno));
+        rc = qs_error(QS_ERR_IO, "--table %s: cannot be written: %s", o->table, strerror(errno));
     if (rc != QS_OK)
         remove(tmp);
     free(tmp);
@@ -566,6 +636,7 @@ static int run_cost(const cost_opts_t *o)
     qs_qnet_t *q = NULL;
     qs_workload_t *w = NULL;
     qs_hw_target_t **t = NULL;
+    qs_hw_cost_t **cost = NULL;
     int nt = 0, rc = cost_qnet(o, &q);
     if (rc >= 0)
         rc = qs_qnet_workload(q, o->ic_any ? &o->ic : NULL, &w);
@@ -582,6 +653,17 @@ static int run_cost(const cost_opts_t *o)
         if (!found)
             rc = qs_error(QS_ERR_INVALID, "--unit %s: no such unit in %s", o->unit, nt == 1 ? t[0]->name : "any target");
     }
+    /* everything that can fail — the costs, then the table, committed — before the first byte on stdout */
+    if (rc >= 0 && !(cost = calloc((size_t)(nt > 0 ? nt : 1), sizeof *cost)))
+        rc = qs_error(QS_ERR_NOMEM, "out of memory");
+    for (int i = 0; rc >= 0 && i < nt; i++) {
+        qs_hw_cost_opts_t ci = co;
+        if (o->unit && !qs_hw_unit_find(t[i], o->unit))
+            ci.unit = NULL;
+        rc = qs_hw_cost(t[i], w, &ci, &cost[i]);
+    }
+    if (rc >= 0 && o->table)
+        rc = write_table(o, t, nt, w, &co);
     bool per_layer = o->layers || nt == 1;
     if (rc >= 0 && o->csv)
         csv_header();
@@ -589,12 +671,7 @@ static int run_cost(const cost_opts_t *o)
         printf("%-18s %10s %10s %10s %10s %-12s %s\n", "target", "energy", "latency", "off-chip", "model", "verdict",
                "mapped/unsupported layers");
     for (int i = 0; rc >= 0 && i < nt; i++) {
-        qs_hw_cost_opts_t ci = co;
-        if (o->unit && !qs_hw_unit_find(t[i], o->unit))
-            ci.unit = NULL;
-        qs_hw_cost_t *c = NULL;
-        if ((rc = qs_hw_cost(t[i], w, &ci, &c)) < 0)
-            break;
+        const qs_hw_cost_t *c = cost[i];
         if (o->csv) {
             print_csv(t[i], w, c);
         } else if (o->json) {
@@ -612,13 +689,13 @@ static int run_cost(const cost_opts_t *o)
                    si(c->latency_s, "s", b2, sizeof b2), si(offchip_bytes(t[i], c->bytes), "B", b3, sizeof b3),
                    si(c->model_bytes, "B", b4, sizeof b4), qs_hw_verdict_name(c->verdict), c->mapped, c->unsupported);
         }
-        qs_hw_cost_free(c);
     }
-    if (rc >= 0 && o->table) {
-        if ((rc = write_table(o, t, nt, w, &co)) >= 0 && !o->csv && !o->json)
-            printf("%stable       %s: %d target%s x MAC layers x w,a in 1..%d\n", per_layer ? "\n" : "", o->table,
-                   nt, nt == 1 ? "" : "s", TABLE_MAX_BITS);
-    }
+    if (rc >= 0 && o->table && !o->csv && !o->json)
+        printf("%stable       %s: %d target%s x MAC layers x w,a in 1..%d\n", per_layer ? "\n" : "", o->table, nt,
+               nt == 1 ? "" : "s", TABLE_MAX_BITS);
+    for (int i = 0; cost && i < nt; i++)
+        qs_hw_cost_free(cost[i]);
+    free(cost);
     free_targets(t, nt);
     qs_workload_free(w);
     qs_qnet_free(q);
@@ -685,11 +762,10 @@ static double unit_mac_energy(const qs_hw_target_t *t, int ui)
     return L.mac_j;
 }
 
+/* One target in full; with --csv, its unit rows (the caller prints the header once). */
 static int show_target(const qs_hw_target_t *t, bool csv, bool json)
 {
     char f1[256], f2[256], r[128], b1[32], b2[32], b3[32];
-    if (csv)
-        puts("target,unit,weights,acts,rate,macs_per_cycle,mac_j,acc,optional");
     if (!csv && !json) {
         printf("target      %s (%s): %s\n", t->name, t->kind, t->description);
         printf("file        %s\n", t->path);
@@ -715,8 +791,8 @@ static int show_target(const qs_hw_target_t *t, bool csv, bool json)
         unit_rate_str(u, r, sizeof r);
         double e = unit_mac_energy(t, i);
         if (csv) {
-            printf("%s,%s,%s,%s,%s,%.17g,%.17g,", t->name, u->name, f1, f2,
-                   u->rate == QS_HW_RATE_BITBRICK ? "bitbrick" : "fixed", u->macs_per_cycle, e);
+            csv_cells(stdout, 5, t->name, u->name, f1, f2, u->rate == QS_HW_RATE_BITBRICK ? "bitbrick" : "fixed");
+            printf(",%.17g,%.17g,", u->macs_per_cycle, e);
             csv_str(stdout, u->acc);
             printf(",%s\n", u->optional ? "true" : "false");
         } else if (json) {
@@ -771,12 +847,22 @@ int qs_cmd_targets(int argc, char **argv)
     }
     if (csv && json)
         return qs_cli_error(QS_EXIT_USAGE, "targets: --csv and --json: give one or the other");
+    if (name && strcmp(name, "all") == 0)
+        name = NULL; /* every target: the list, as without NAME */
+    if (check_names(name, "targets") < 0)
+        return qs_cli_fail(QS_EXIT_USAGE);
     qs_hw_target_t **t = NULL;
     int nt = 0;
     if (load_targets(name, 0, &t, &nt) < 0)
         return qs_cli_fail(QS_EXIT_RUNTIME);
-    if (name) {
-        show_target(t[0], csv, json);
+    if (name) { /* NAME or a list NAME,NAME...: each target in turn */
+        if (csv)
+            puts("target,unit,weights,acts,rate,macs_per_cycle,mac_j,acc,optional");
+        for (int i = 0; i < nt; i++) {
+            if (i && !csv && !json)
+                putchar('\n');
+            show_target(t[i], csv, json);
+        }
         free_targets(t, nt);
         return QS_EXIT_OK;
     }
@@ -793,7 +879,8 @@ int qs_cmd_targets(int argc, char **argv)
             snprintf(levels + strlen(levels), sizeof levels - strlen(levels), "%s%s", k ? " " : "",
                      t[i]->level[k].name);
         if (csv) {
-            printf("%s,%s,%g,%.17g,", t[i]->name, t[i]->kind, t[i]->node_nm, t[i]->clock_hz);
+            csv_cells(stdout, 2, t[i]->name, t[i]->kind);
+            printf(",%g,%.17g,", t[i]->node_nm, t[i]->clock_hz);
             csv_str(stdout, units);
             putchar(',');
             csv_str(stdout, levels);

@@ -899,6 +899,82 @@ q 1 "targets bad file" targets "$TMP/bad.yaml"
 err_has "$TMP/bad.yaml:6" "targets bad file: file:line"; err_has "voltage" "targets bad file: the key"
 ok "quasar targets: list, --csv, one target, --json, unknown name and a bad file (exit 1, file:line)"
 
+q 0 "targets all" targets all
+for t in asic-45nm bitfusion cpu-avx512-vnni dsp-hvx gpu-ampere; do out_has "$t" "targets all lists $t"; done
+q 0 "targets a,b" targets dsp-hvx,bitfusion
+[ "$(grep -c '^target      ' "$OUT")" -eq 2 ] || fail "targets a,b: each target in turn"
+out_has "hvx-int16" "targets a,b: the first"; out_has "fusion-units" "targets a,b: the second"
+q 0 "targets a,b --csv" targets dsp-hvx,bitfusion --csv
+[ "$(grep -c '^target,unit,' "$OUT")" -eq 1 ] || fail "targets a,b --csv: one header"
+[ "$(wc -l <"$OUT")" -eq 4 ] || fail "targets a,b --csv: a header and 3 unit rows"
+for bad in , dsp-hvx, ,dsp-hvx dsp-hvx,,bitfusion; do
+    q 2 "targets '$bad'" targets "$bad"
+    err_has "targets: empty target name in '$bad'" "targets '$bad'"
+done
+# every text cell of the CSV outputs is quoted: names with commas (a target, a unit, a memory level)
+cat >"$TMP/comma.yaml" <<'EOF_YAML'
+target: "tiny, with a comma"
+kind: accelerator
+description: "a test target, with commas"
+technology:
+  node: 45 nm
+  voltage: 0.9 V
+  source: test
+compute:
+  clock: 1 GHz
+  utilization: 1.0
+  local: 1 KiB
+  source: test
+power:
+  static: 1 mW
+  source: test
+requant: requant=fixed-point
+units:
+  - name: "mac,8"
+    weights: [int8]
+    acts: [int8]
+    macs_per_cycle: 64
+    mac_energy: 0.5 pJ
+    acc: acc=int32
+    source: test
+memory:
+  - name: "sram,a"
+    capacity: 64 KiB
+    bandwidth: 32 B/cycle
+    energy: 2 pJ/B
+    source: test
+  - name: dram
+    bandwidth: 10 GB/s
+    energy: 100 pJ/B
+    offchip: true
+    source: test
+EOF_YAML
+# csv_check FILE ROWS COLUMN VALUE DESCRIPTION: FILE parses as CSV (python3's csv module, when
+# present) into a header and ROWS rows of the header's width, and COLUMN holds VALUE in the first row.
+csv_check() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - "$@" <<'EOF_PY' || fail "$5"
+import csv, sys
+path, rows, col, value, desc = sys.argv[1:6]
+with open(path, newline="") as f:
+    r = list(csv.reader(f))
+head, body = r[0], r[1:]
+bad = [i for i, row in enumerate(body) if len(row) != len(head)]
+if len(body) != int(rows) or bad or body[0][head.index(col)] != value:
+    sys.exit("%s: %d rows (expected %s), rows of another width: %s, %s = %r" % (desc, len(body), rows, bad[:3], col, body[0][head.index(col)] if body else None))
+EOF_PY
+    else
+        grep -F -q -- "\"$4\"" "$1" || fail "$5: '$4' not quoted"
+    fi
+}
+q 0 "targets FILE --csv, commas" targets "$TMP/comma.yaml" --csv
+csv_check "$OUT" 1 unit "mac,8" "targets FILE --csv: quoted unit"
+csv_check "$OUT" 1 target "tiny, with a comma" "targets FILE --csv: quoted target"
+q 0 "targets --csv, commas" targets --csv
+cp "$OUT" "$TMP/targets.csv"
+csv_check "$TMP/targets.csv" 5 target asic-45nm "targets --csv: parses"
+ok "quasar targets: all, a list shown in turn, empty names (exit 2), CSV cells with commas quoted"
+
 COST_MODEL="${srcdir:-.}/models/fmnist-dwsep.h5"
 if [ -f "$COST_MODEL" ]; then
     q 0 "cost one target" cost "$COST_MODEL" --target asic-45nm
@@ -936,7 +1012,30 @@ if [ -f "$COST_MODEL" ]; then
     q 0 "eval --arithmetic --unit" eval "$COST_MODEL" --engine int --arithmetic cpu-avx512-vnni --unit avx512bw-pairwise \
         --limit 8 ${QMDATA:+--calib-data "$QMDATA" --calib-images 8}
     out_has "chunk=2,chunk-acc=int16,chunk-overflow=saturate" "eval --arithmetic --unit"
-    ok "quasar cost: a target, all, verdicts and reasons, --csv, --json, --table, --unit, --node, errors; eval --arithmetic"
+    # CSV cells with commas (target, unit and memory-level names; reasons) are quoted
+    q 0 "cost --csv, commas" cost "$COST_MODEL" --target "$TMP/comma.yaml" --csv --table "$TMP/comma-haq.csv"
+    cp "$OUT" "$TMP/comma-cost.csv"
+    csv_check "$TMP/comma-cost.csv" 10 unit "mac,8" "cost --csv: quoted unit"
+    csv_check "$TMP/comma-cost.csv" 10 level_bytes "sram,a=13600;dram=1056" "cost --csv: quoted level_bytes"
+    csv_check "$TMP/comma-cost.csv" 10 target "tiny, with a comma" "cost --csv: quoted target"
+    csv_check "$TMP/comma-haq.csv" $((8 * 64)) reason "int1 x int1 computed as int8 x int8 on mac,8" \
+        "cost --table: quoted reason"
+    csv_check "$TMP/comma-haq.csv" $((8 * 64)) unit "mac,8" "cost --table: quoted unit"
+    # --table: its own temporary file (an unrelated FILE.part is left alone); a table that cannot be
+    # written fails before anything is printed, naming the file
+    echo "someone else's" >"$TMP/haq2.csv.part"
+    q 0 "cost --table, FILE.part exists" cost "$COST_MODEL" --target bitfusion --table "$TMP/haq2.csv"
+    [ "$(cat "$TMP/haq2.csv.part")" = "someone else's" ] || fail "cost --table: FILE.part clobbered"
+    [ "$(wc -l <"$TMP/haq2.csv")" -eq $((1 + 8 * 64)) ] || fail "cost --table: the table beside FILE.part"
+    ls "$TMP" | grep -q 'haq2.csv.part-' && fail "cost --table: a temporary file left"
+    mkdir -p "$TMP/haqdir"
+    q 1 "cost --table a folder" cost "$COST_MODEL" --target bitfusion --table "$TMP/haqdir"
+    err_has "--table $TMP/haqdir" "cost --table a folder"; err_prefixed "cost --table a folder"
+    [ ! -s "$OUT" ] || fail "cost --table a folder: output printed before the failure"
+    q 1 "cost --table, no folder" cost "$COST_MODEL" --target bitfusion --table "$TMP/nodir/haq.csv"
+    err_has "--table $TMP/nodir/haq.csv" "cost --table, no folder"
+    [ ! -s "$OUT" ] || fail "cost --table, no folder: output printed before the failure"
+    ok "quasar cost: a target, all, verdicts and reasons, --csv (quoted cells), --json, --table (own temporary file, failures before output), --unit, --node, errors; eval --arithmetic"
 fi
 q 2 "cost no model" cost
 err_has "cost: expected MODEL.h5" "cost no model"
@@ -945,12 +1044,16 @@ q 2 "cost bad --batch" cost m.h5 --batch 0
 q 2 "cost bad --node" cost m.h5 --node 2
 q 2 "cost unknown option" cost m.h5 --frobnicate
 err_has "cost: unknown option '--frobnicate'" "cost unknown option"
+for bad in , asic-45nm, ,asic-45nm asic-45nm,,bitfusion; do
+    q 2 "cost --target '$bad'" cost m.h5 --target "$bad"
+    err_has "--target: empty target name in '$bad'" "cost --target '$bad'"
+done
 q 2 "eval --arithmetic without --engine int" eval m.h5 --arithmetic asic-45nm
 err_has "add --engine int" "eval --arithmetic without int"
 q 2 "eval --arithmetic with --acc" eval m.h5 --engine int --arithmetic asic-45nm --acc int16
 q 2 "eval --unit without --arithmetic" eval m.h5 --engine int --unit vnni
 err_has "give --arithmetic TARGET" "eval --unit without --arithmetic"
-ok "quasar cost and eval --arithmetic: usage errors (exit 2)"
+ok "quasar cost and eval --arithmetic: usage errors (exit 2), empty --target names"
 
 echo "1..$n"
 exit 0

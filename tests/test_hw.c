@@ -611,6 +611,166 @@ START_TEST(test_arithmetic_for_target)
 }
 END_TEST
 
+/* A target file of three units with different registers: "wide" (int8 weights) accumulates in
+ * chunks, "narrow" (int4 weights) in a plain saturating int16, "fpu" computes in fp32. */
+static const char units3[] =
+    "target: three\n"
+    "kind: accelerator\n"
+    "description: units with different accumulators\n"
+    "technology:\n  node: 45 nm\n  voltage: 0.9 V\n  source: test\n"
+    "compute:\n  clock: 1 GHz\n  utilization: 1.0\n  local: 1 KiB\n  source: test\n"
+    "power:\n  static: 1 mW\n  source: test\n"
+    "requant: requant=fixed-point\n"
+    "features:\n  weight_granularity: [tensor, channel]\n  weight_zero_point: true\n  act_zero_point: true\n"
+    "  storage: packed\n  missing_format: map-up\n  source: test\n"
+    "units:\n"
+    "  - name: wide\n    weights: [int8]\n    acts: [int8]\n    macs_per_cycle: 64\n    mac_energy: 0.5 pJ\n"
+    "    acc: acc=int32,overflow=wrap,chunk=64,chunk-acc=int24,chunk-overflow=wrap,zp-form=expand\n"
+    "    source: test\n"
+    "  - name: narrow\n    weights: [int4]\n    acts: [int8]\n    macs_per_cycle: 64\n    mac_energy: 0.3 pJ\n"
+    "    acc: int16,overflow=saturate\n    source: test\n"
+    "  - name: twobit\n    weights: [int2]\n    acts: [int8]\n    macs_per_cycle: 64\n    mac_energy: 0.2 pJ\n"
+    "    acc: acc=int24,overflow=saturate\n    source: test\n"
+    "  - name: fpu\n    weights: [fp32]\n    acts: [fp32]\n    macs_per_cycle: 16\n    mac_energy: 4 pJ\n"
+    "    acc: acc=int32\n    source: test\n"
+    "memory:\n"
+    "  - name: sram\n    capacity: 64 KiB\n    bandwidth: 32 B/cycle\n    energy: 2 pJ/B\n    source: test\n"
+    "  - name: dram\n    bandwidth: 10 GB/s\n    energy: 100 pJ/B\n    offchip: true\n    source: test\n";
+
+static qs_hw_target_t *units3_target(void)
+{
+    char path[256];
+    qs_test_path(path, sizeof path, "three.yaml");
+    FILE *f = fopen(path, "w");
+    ck_assert(f != NULL);
+    fputs(units3, f);
+    fclose(f);
+    qs_hw_target_t *t = NULL;
+    ck_assert_msg(qs_hw_target_load(path, &t) == QS_OK, "%s", qs_last_error());
+    remove(path);
+    ck_assert_int_eq(t->nunits, 4);
+    return t;
+}
+
+/* fmnist-dwsep at W8A8 with one layer's weights at `bits` */
+static qs_qnet_t *dwsep_one(qs_graph_t **g, const char *layer, int bits)
+{
+    ck_assert_int_eq(qs_zoo_build("fmnist-dwsep", 3, g), QS_OK);
+    qs_qconfig_t c;
+    ck_assert_int_eq(qs_qconfig_preset(&c, "w8a8", "t"), QS_OK);
+    char arg[96];
+    snprintf(arg, sizeof arg, "%s:weights=bits=%d", layer, bits);
+    ck_assert_msg(qs_qconfig_override(&c, arg, "t") == QS_OK, "%s", qs_last_error());
+    qs_qnet_t *q = NULL;
+    ck_assert_msg(qs_qnet_create(*g, &c, &q) == QS_OK, "%s", qs_last_error());
+    return q;
+}
+
+/* A layer on a unit whose accumulator differs from the network-wide one gets that unit's whole
+ * accumulator: nothing of the network-wide register (chunk=, chunk-acc=, zp-form=) leaks in. */
+START_TEST(test_arithmetic_override_complete)
+{
+    qs_hw_target_t *t = units3_target();
+    qs_graph_t *g = NULL;
+    qs_qnet_t *q = dwsep_one(&g, "b2.pw", 4);
+    qs_int_config_t c;
+    qs_int_config_default(&c);
+    ck_assert_msg(qs_int_config_for_target(q, t, NULL, &c) == QS_OK, "%s", qs_last_error());
+    /* network-wide: the wide unit's chunked register */
+    ck_assert_int_eq(c.acc.bits, 32);
+    ck_assert_int_eq(c.acc.chunk, 64);
+    ck_assert_int_eq(c.acc.chunk_bits, 24);
+    ck_assert_int_eq(c.acc.zp_form, QS_ZP_EXPAND);
+    ck_assert_int_eq(c.noverrides, 1);
+    ck_assert_str_eq(c.ov[0].layer, "b2.pw");
+    ck_assert(!c.ov[0].requant);
+    ck_assert_msg(!strstr(c.ov[0].spec, "chunk=64") && !strstr(c.ov[0].spec, "int24") &&
+                  !strstr(c.ov[0].spec, "expand"), "%s", c.ov[0].spec);
+    /* what the engine resolves for b2.pw: exactly the narrow unit's accumulator read from the default */
+    qs_acc_t got = c.acc, want;
+    ck_assert_msg(qs_acc_parse(c.ov[0].spec, "t", &got) == QS_OK, "%s", qs_last_error());
+    qs_acc_default(&want);
+    ck_assert_int_eq(qs_acc_parse("int16,overflow=saturate", "t", &want), QS_OK);
+    char a[160], b[160];
+    ck_assert_str_eq(qs_acc_str(&got, a, sizeof a), qs_acc_str(&want, b, sizeof b));
+    ck_assert_int_eq(got.kind, QS_ACC_INT);
+    ck_assert_int_eq(got.bits, 16);
+    ck_assert_int_eq(got.overflow, QS_ACC_SATURATE);
+    ck_assert_int_eq(got.chunk, 0);
+    ck_assert_int_eq(got.zp_form, QS_ZP_SUBTRACT);
+    qs_qnet_free(q);
+    qs_graph_free(g);
+
+    /* an int12 layer only the float unit can run: the error names the formats */
+    q = dwsep_one(&g, "b2.pw", 12);
+    ck_assert(qs_int_config_for_target(q, t, NULL, &c) < 0);
+    ck_assert_msg(strstr(qs_last_error(), "b2.pw") && strstr(qs_last_error(), "int12 x int8") &&
+                  strstr(qs_last_error(), "fp32 x fp32") && strstr(qs_last_error(), "fpu"), "%s", qs_last_error());
+    ck_assert_int_eq(c.noverrides, 1); /* *c unchanged on error */
+    qs_qnet_free(q);
+    qs_graph_free(g);
+    qs_hw_target_free(t);
+}
+END_TEST
+
+/* More layers needing a per-layer accumulator than the integer engine takes: an error naming the limit. */
+START_TEST(test_arithmetic_override_limit)
+{
+    qs_hw_target_t *t = units3_target();
+    enum { N = 3 * 30 }; /* a third on each of wide, narrow, twobit: 60 overrides, under the limit */
+    for (int round = 0; round < 2; round++) {
+        int nl = round ? 3 * (QS_INT_MAX_OVERRIDES / 2 + 1) : N; /* 66 + 33 layers: 66 overrides */
+        qs_graph_t *g = qs_graph_create("many", 4, 1, 1);
+        int in = 0;
+        qs_node_t fl = qs_node_init(QS_OP_FLATTEN, "flat", 1, &in);
+        in = qs_graph_add(g, &fl);
+        ck_assert(in >= 0);
+        for (int i = 0; i < nl; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "fc%d", i);
+            qs_node_t n = qs_node_init(QS_OP_LINEAR, name, 1, &in);
+            int64_t ws[2] = {4, 4}, bs = 4;
+            n.weight = qs_tensor_create(QS_F32, 2, ws);
+            n.bias = qs_tensor_create(QS_F32, 1, &bs);
+            for (int k = 0; k < 16; k++)
+                qs_f32(n.weight)[k] = (float)((k * 7 + i) % 5) - 2.0f;
+            for (int k = 0; k < 4; k++)
+                qs_f32(n.bias)[k] = 0.25f * (float)k;
+            in = qs_graph_add(g, &n);
+            ck_assert_msg(in >= 0, "%s", qs_last_error());
+        }
+        ck_assert_msg(qs_graph_infer(g) == QS_OK, "%s", qs_last_error());
+        qs_qconfig_t qc;
+        ck_assert_int_eq(qs_qconfig_preset(&qc, "w8a8", "t"), QS_OK);
+        qs_qnet_t *q = NULL;
+        ck_assert_msg(qs_qnet_create(g, &qc, &q) == QS_OK, "%s", qs_last_error());
+        /* the workload reads each layer's weight width: 8, 4, 2 in turn (wide, narrow, twobit) */
+        int seen = 0;
+        for (int i = 0; i < q->g->nnodes; i++)
+            if (q->layer[i].wq) {
+                q->layer[i].wquant.bits = seen % 3 == 0 ? 8 : seen % 3 == 1 ? 4 : 2;
+                seen++;
+            }
+        ck_assert_int_eq(seen, nl);
+        qs_int_config_t c;
+        qs_int_config_default(&c);
+        int rc = qs_int_config_for_target(q, t, NULL, &c);
+        if (round == 0) {
+            ck_assert_msg(rc == QS_OK, "%s", qs_last_error());
+            ck_assert_int_eq(c.noverrides, 2 * nl / 3);
+        } else {
+            ck_assert(rc < 0);
+            ck_assert_msg(strstr(qs_last_error(), "at most 64") && strstr(qs_last_error(), "QS_INT_MAX_OVERRIDES") &&
+                          strstr(qs_last_error(), "66 layers"), "%s", qs_last_error());
+            ck_assert_int_eq(c.noverrides, 0);
+        }
+        qs_qnet_free(q);
+        qs_graph_free(g);
+    }
+    qs_hw_target_free(t);
+}
+END_TEST
+
 static Suite *hw_suite(void)
 {
     Suite *s = suite_create("hw");
@@ -628,6 +788,8 @@ static Suite *hw_suite(void)
     tcase_add_test(tc, test_shipped_and_nodes);
     tcase_add_test(tc, test_workload);
     tcase_add_test(tc, test_arithmetic_for_target);
+    tcase_add_test(tc, test_arithmetic_override_complete);
+    tcase_add_test(tc, test_arithmetic_override_limit);
     suite_add_tcase(s, tc);
     return s;
 }
