@@ -56,17 +56,28 @@ void qs_int_eval_free(qs_int_eval_t *r)
 int qs_int_eval(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset_t *d, const qs_engine_opts_t *opts,
                 int64_t batch, qs_progress_cb_t *progress, qs_int_eval_t *out)
 {
-    if (!q || !d || !out)
+    if (!d)
+        return qs_error(QS_ERR_INVALID, "qs_int_eval: no network, dataset or result");
+    return qs_int_eval_set(q, cfg, d, NULL, opts, batch, progress, out);
+}
+
+int qs_int_eval_set(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset_t *d, const qs_evalset_t *set,
+                    const qs_engine_opts_t *opts, int64_t batch, qs_progress_cb_t *progress, qs_int_eval_t *out)
+{
+    if (!q || (!d && !set) || !out)
         return qs_error(QS_ERR_INVALID, "qs_int_eval: no network, dataset or result");
     memset(out, 0, sizeof *out);
     const qs_graph_t *g = q->g;
-    int rc = qs_sim_check_eval_data(g, d);
+    int rc = set ? qs_sim_check_evalset(g, set) : qs_sim_check_eval_data(g, d);
     if (rc < 0)
         return rc;
+    const int64_t nimg = set ? set->n : d->n;
+    const int64_t dc = set ? set->x->shape[1] : d->c, dh = set ? set->x->shape[2] : d->h,
+                  dw = set ? set->x->shape[3] : d->w;
     if (batch <= 0)
         batch = 256;
-    if (batch > d->n)
-        batch = d->n;
+    if (batch > nimg)
+        batch = nimg;
     const int n = g->nnodes, ncls = g->num_classes;
     qs_int_t *ie = NULL;
     qs_fake_t *fk = NULL;
@@ -77,14 +88,14 @@ int qs_int_eval(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset
     tap_t tap = {q, NULL, n, qs_pool_threads(opts ? opts->pool : NULL), NULL, NULL, NULL};
     qs_progress_begin(progress);
     if ((rc = qs_int_create(q, cfg, opts, &ie)) < 0 || (rc = qs_fake_create(q, opts, NULL, &fk)) < 0 ||
-        (rc = qs_engine_create(g, opts, &fe)) < 0)
+        (!set && (rc = qs_engine_create(g, opts, &fe)) < 0))
         goto done;
     tap.ie = ie;
     qs_fake_set_tap(fk, tap_fn, &tap);
-    int64_t shape[4] = {batch, d->c, d->h, d->w};
+    int64_t shape[4] = {batch, dc, dh, dw};
     x = qs_tensor_create(QS_F32, 4, shape);
-    labels = malloc((size_t)batch * sizeof *labels);
-    ref = malloc((size_t)(batch * ncls) * sizeof *ref);
+    labels = set ? NULL : malloc((size_t)batch * sizeof *labels);
+    ref = set ? NULL : malloc((size_t)(batch * ncls) * sizeof *ref);
     fref = malloc((size_t)(batch * ncls) * sizeof *fref);
     tap.mis = calloc((size_t)(tap.threads * n), sizeof *tap.mis);
     tap.far = calloc((size_t)(tap.threads * n), sizeof *tap.far);
@@ -93,23 +104,23 @@ int qs_int_eval(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset
     out->mismatch_far = calloc((size_t)n, sizeof *out->mismatch_far);
     out->compared = calloc((size_t)n, sizeof *out->compared);
     out->layer = calloc((size_t)n, sizeof *out->layer);
-    if (!x || !labels || !ref || !fref || !tap.mis || !tap.far || !tap.cmp || !out->mismatch || !out->mismatch_far ||
+    if (!x || (!set && (!labels || !ref)) || !fref || !tap.mis || !tap.far || !tap.cmp || !out->mismatch || !out->mismatch_far ||
         !out->compared || !out->layer) {
         rc = qs_error(QS_ERR_NOMEM, "eval: out of memory for a batch of %lld images", (long long)batch);
         goto done;
     }
     qs_logit_cmp_t vf = {0}, vq = {0}; /* against the float model, against fake-quant */
     double seconds = 0.0;
-    for (int64_t first = 0; first < d->n; first += batch) {
-        int64_t count = d->n - first < batch ? d->n - first : batch;
+    for (int64_t first = 0; first < nimg; first += batch) {
+        int64_t count = nimg - first < batch ? nimg - first : batch;
         qs_tensor_t view = *x;
         view.shape[0] = count;
-        view.size = count * d->c * d->h * d->w;
-        const qs_tensor_t *yf, *yq, *yi;
-        if ((rc = qs_dataset_batch(d, g, first, NULL, count, &view, labels)) < 0 ||
-            (rc = qs_engine_forward(fe, &view, &yf)) < 0)
+        view.size = count * dc * dh * dw;
+        const qs_tensor_t *yq, *yi;
+        int32_t *lab = labels;
+        float *rf = ref;
+        if ((rc = qs_sim_ref_batch(d, set, g, fe, first, count, &view, &lab, &rf)) < 0)
             goto done;
-        memcpy(ref, yf->data, (size_t)(count * ncls) * sizeof *ref);
         double t0 = qs_now_s();
         if ((rc = qs_int_forward(ie, &view, first, &yi)) < 0)
             goto done;
@@ -117,13 +128,13 @@ int qs_int_eval(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset
         if ((rc = qs_fake_forward_at(fk, &view, first, &yq)) < 0) /* the tap compares codes here */
             goto done;
         memcpy(fref, yq->data, (size_t)(count * ncls) * sizeof *fref);
-        qs_logit_cmp_add(&vf, ref, qs_f32(yi), labels, count, ncls);
-        qs_logit_cmp_add(&vq, fref, qs_f32(yi), labels, count, ncls);
-        if ((rc = qs_progress_report(progress, "eval", first + count, d->n, NULL)) < 0)
+        qs_logit_cmp_add(&vf, rf, qs_f32(yi), lab, count, ncls);
+        qs_logit_cmp_add(&vq, fref, qs_f32(yi), lab, count, ncls);
+        if ((rc = qs_progress_report(progress, "eval", first + count, nimg, NULL)) < 0)
             goto done;
     }
-    const double N = (double)d->n;
-    out->images = d->n;
+    const double N = (double)nimg;
+    out->images = nimg;
     out->top1 = (double)vf.top1 / N;
     out->top5 = (double)vf.top5 / N;
     out->float_top1 = (double)vf.ref_top1 / N;

@@ -318,6 +318,27 @@ int qs_qeval(const qs_qnet_t *q, const qs_dataset_t *d, const qs_engine_opts_t *
              int64_t batch, qs_progress_cb_t *progress, qs_qeval_t *out);
 void qs_qeval_free(qs_qeval_t *r);
 
+/* An evaluation set: the images of d normalized for g and g's float logits,
+ * computed once so that many quantized networks of the same (folded) graph
+ * are evaluated without recomputing the reference (what sweeps share).
+ * qs_qeval_set and qs_int_eval_set with a set give bit for bit what
+ * qs_qeval and qs_int_eval give on d with q->g equal to g. */
+typedef struct {
+    int64_t n;
+    int ncls;
+    qs_tensor_t *x;       /* [n, C, H, W] float32 */
+    int32_t *labels;      /* n */
+    float *logits;        /* [n, ncls]: the float model's */
+    double float_top1;
+    char source[256];
+} qs_evalset_t;
+int qs_evalset_create(const qs_graph_t *g, const qs_dataset_t *d, const qs_engine_opts_t *opts, int64_t batch,
+                      qs_evalset_t **out);
+void qs_evalset_free(qs_evalset_t *s);
+/* As qs_qeval, on set when it is not NULL (d is then not used), else on d. */
+int qs_qeval_set(const qs_qnet_t *q, const qs_dataset_t *d, const qs_evalset_t *set, const qs_engine_opts_t *opts,
+                 const qs_qselect_t *sel, int64_t batch, qs_progress_cb_t *progress, qs_qeval_t *out);
+
 /* Quantized-model files (docs/model-format.md, format version 2): the folded
  * graph plus every calibrated quantizer. qs_model_load reads such a file as
  * its (folded) float model. */
@@ -412,6 +433,9 @@ typedef struct {
 /* Runs the integer engine, the fake-quant engine and the float model on d. */
 int qs_int_eval(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset_t *d, const qs_engine_opts_t *opts,
                 int64_t batch, qs_progress_cb_t *progress, qs_int_eval_t *out);
+/* As qs_int_eval, on set when it is not NULL (see qs_evalset_t). */
+int qs_int_eval_set(const qs_qnet_t *q, const qs_int_config_t *cfg, const qs_dataset_t *d, const qs_evalset_t *set,
+                    const qs_engine_opts_t *opts, int64_t batch, qs_progress_cb_t *progress, qs_int_eval_t *out);
 void qs_int_eval_free(qs_int_eval_t *r);
 
 /* ---- golden test vectors (sim/golden.c, docs/golden.md) ---------------------------------------- */

@@ -128,6 +128,11 @@ int64_t qs_sim_rank(const float *logits, int ncls, int label);
 /* What an evaluation of g on d needs: images, g's input shape, labels in
  * [0, num_classes); errors name the dataset and the image. */
 int qs_sim_check_eval_data(const qs_graph_t *g, const qs_dataset_t *d);
+int qs_sim_check_evalset(const qs_graph_t *g, const qs_evalset_t *s);
+/* One batch's images, labels and float logits: pointed into set, or computed
+ * from d with the float engine fe into view, *labels and *ref (sim/qeval.c). */
+int qs_sim_ref_batch(const qs_dataset_t *d, const qs_evalset_t *set, const qs_graph_t *g, qs_engine_t *fe,
+                     int64_t first, int64_t count, qs_tensor_t *view, int32_t **labels, float **ref);
 
 /* One network's logits y against reference logits ref, summed over
  * batches (sim/qeval.c): y's top-1/top-5 hits, ref's top-1 hits, images
