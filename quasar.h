@@ -5,5 +5,6 @@
 #include "quant/quant.h"
 #include "sim/sim.h"
 #include "hwmodels/hw.h"
+#include "results/results.h"
 #include "experiments/experiments.h"
 #endif

@@ -32,6 +32,9 @@ int qs_cmd_sensitivity(int argc, char **argv); void qs_help_sensitivity(FILE *ou
 int qs_cmd_golden(int argc, char **argv); void qs_help_golden(FILE *out);
 int qs_cmd_cost(int argc, char **argv); void qs_help_cost(FILE *out);
 int qs_cmd_targets(int argc, char **argv); void qs_help_targets(FILE *out);
+int qs_cmd_sweep(int argc, char **argv); void qs_help_sweep(FILE *out);
+int qs_cmd_results(int argc, char **argv); void qs_help_results(FILE *out);
+int qs_cmd_plot(int argc, char **argv); void qs_help_plot(FILE *out);
 
 /* ---- network quantization options (cli/qopts.c) ----------------------------- */
 

@@ -19,6 +19,9 @@ static const qs_cli_command_t commands[] = {
     {"golden", "write golden test vectors of conv2d/linear layers for RTL test benches (integer engine)", qs_cmd_golden, qs_help_golden},
     {"cost", "price a quantized network on hardware targets: energy, latency, traffic, verdict per layer", qs_cmd_cost, qs_help_cost},
     {"targets", "list the hardware targets, or show one: units, formats, memory, features", qs_cmd_targets, qs_help_targets},
+    {"sweep", "run an experiment spec: every point quantized, evaluated and priced, stored in results.h5 with figures", qs_cmd_sweep, qs_help_sweep},
+    {"results", "list, show, export or take the Pareto front of the runs of a sweep", qs_cmd_results, qs_help_results},
+    {"plot", "draw a figure from the runs of a sweep (gnuplot: PNG, PDF or SVG, with .dat and .gp)", qs_cmd_plot, qs_help_plot},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

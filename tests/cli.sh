@@ -1055,5 +1055,101 @@ q 2 "eval --unit without --arithmetic" eval m.h5 --engine int --unit vnni
 err_has "give --arithmetic TARGET" "eval --unit without --arithmetic"
 ok "quasar cost and eval --arithmetic: usage errors (exit 2), empty --target names"
 
+# ---- sweep, results, plot ----------------------------------------------------------
+SW_MODEL="$(cd "${srcdir:-.}" && pwd)/models/fmnist-dwsep.h5"
+FMNIST=${QUASAR_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+if [ -f "$SW_MODEL" ] && [ -f "$FMNIST/train-images-idx3-ubyte.gz" ] && [ -f "$FMNIST/t10k-images-idx3-ubyte.gz" ]; then
+    {
+        echo "name: small"
+        echo "models: [$SW_MODEL]"
+        echo "calibration: {images: 100}"
+        echo "evaluation: {images: 300}"
+        echo "targets: [asic-45nm]"
+        echo "sweeps:"
+        echo "  - name: ptq"
+        echo "    axes: {w_bits: [3, 4, 8], w_gran: [tensor, channel]}"
+        echo "  - name: acc"
+        echo "    fixed: {engine: int}"
+        echo "    axes: {acc: [int16, int32]}"
+        echo "  - name: mixed"
+        echo "    axes: {engine: [fake, int], acc: [int20]}"
+        echo "figures:"
+        echo "  - {name: front, x: energy_j, y: top1, group_by: target}"
+        echo "  - {name: bits, x: w_bits, y: top1, group_by: w_gran, where: sweep=ptq}"
+    } >"$TMP/sw.yaml"
+    q 0 "sweep --dry-run" sweep "$TMP/sw.yaml" --dry-run
+    out_has "11 runs" "sweep --dry-run"
+    out_has "skipped engine=fake acc=int20 target=asic-45nm (acc does not apply to engine fake)" "a skipped point"
+    q 0 "sweep, 1 job" sweep "$TMP/sw.yaml" -o "$TMP/sw1" --jobs 1
+    out_has "11 runs (10 ran, 1 skipped, 0 failed, 0 already in the journal)" "sweep 1 job"
+    out_has "results  $TMP/sw1/results.h5" "sweep prints the store"
+    [ -s "$TMP/sw1/figures/front.gp" ] && [ -s "$TMP/sw1/figures/front.dat" ] || fail "sweep: figure .gp/.dat"
+    if command -v gnuplot >/dev/null 2>&1; then
+        [ -s "$TMP/sw1/figures/front.png" ] || fail "sweep: figure .png with gnuplot"
+        (cd "$TMP/sw1/figures" && rm -f bits.png && gnuplot bits.gp) && [ -s "$TMP/sw1/figures/bits.png" ] ||
+            fail "sweep: the .gp re-renders its figure"
+    fi
+    grep -q 'sweep: 11/11 runs' "$ERR" || fail "sweep: plain progress lines when stderr is not a terminal"
+    q 0 "sweep again: resumed" sweep "$TMP/sw.yaml" -o "$TMP/sw1"
+    out_has "0 ran, 0 skipped, 0 failed, 11 already in the journal" "sweep resumes"
+    q 0 "sweep, 2 jobs" sweep "$TMP/sw.yaml" -o "$TMP/sw2" --jobs 2 --no-figures
+    q 0 "export 1 job" results export --csv "$TMP/sw1" -o "$TMP/e1.csv"
+    q 0 "export 2 jobs" results export --csv "$TMP/sw2" -o "$TMP/e2.csv"
+    # identical rows whatever the jobs, timings excluded
+    norm() {
+        python3 -c 'import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    print(sorted((k, v) for k, v in r.items() if k not in ("seconds", "img_s")))' "$1"
+    }
+    if command -v python3 >/dev/null 2>&1; then
+        norm "$TMP/e1.csv" >"$TMP/n1"; norm "$TMP/e2.csv" >"$TMP/n2"
+        cmp -s "$TMP/n1" "$TMP/n2" || fail "sweep: 1 and 2 jobs give identical rows"
+        [ "$(wc -l <"$TMP/n1")" -eq 11 ] || fail "sweep: 11 rows exported"
+    fi
+    # kill -9 mid-way, resume, compare with the uninterrupted sweep
+    "$QUASAR" sweep "$TMP/sw.yaml" -o "$TMP/sw3" --jobs 1 --no-figures >"$OUT" 2>"$ERR" &
+    pid=$!
+    i=0
+    while [ "$(grep -c '^run' "$TMP/sw3/journal.tsv" 2>/dev/null || true)" != 4 ] && [ $i -lt 1200 ]; do
+        sleep 0.02; i=$((i + 1))
+    done
+    kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+    k=$(grep -c '^run' "$TMP/sw3/journal.tsv")
+    [ "$k" -ge 4 ] && [ "$k" -lt 11 ] || fail "sweep killed mid-way: $k runs in the journal"
+    q 0 "sweep resumed after kill -9" sweep "$TMP/sw.yaml" -o "$TMP/sw3" --no-figures
+    out_has "$k already in the journal" "resume after kill -9"
+    q 0 "export resumed" results export --csv "$TMP/sw3" -o "$TMP/e3.csv"
+    if command -v python3 >/dev/null 2>&1; then
+        norm "$TMP/e3.csv" >"$TMP/n3"
+        cmp -s "$TMP/n1" "$TMP/n3" || fail "sweep: a killed and resumed sweep gives the uninterrupted rows"
+    fi
+    if command -v h5dump >/dev/null 2>&1; then
+        h5dump -a /provenance/spec_name "$TMP/sw1/results.h5" >"$OUT" 2>&1 && grep -q small "$OUT" ||
+            fail "results.h5: provenance readable with h5dump"
+    fi
+    q 0 "results list" results list "$TMP/sw1"
+    out_has "skipped" "results list"
+    q 0 "results pareto" results pareto "$TMP/sw1" --per target
+    q 0 "plot" plot "$TMP/sw1" --x w_bits --y top1 --group-by w_gran --where sweep=ptq -o "$TMP/p1"
+    [ -s "$TMP/p1.gp" ] && [ -s "$TMP/p1.dat" ] || fail "plot writes .gp and .dat"
+    LAST="QUASAR_GNUPLOT=/nonexistent quasar plot"
+    QUASAR_GNUPLOT=/nonexistent "$QUASAR" plot "$TMP/sw1" --x w_bits --y top1 -o "$TMP/p2" >"$OUT" 2>"$ERR" ||
+        fail "plot without gnuplot succeeds"
+    grep -q -i 'apt-get install gnuplot' "$OUT" "$ERR" || fail "plot without gnuplot says how to install it"
+    ok "quasar sweep: dry run, skipped points, figures, resume, 1 and 2 jobs identical, kill -9 and resume, results, plot"
+fi
+printf 'models: [m.h5]\naxes:\n  w_bits: [4, 4]\n' >"$TMP/bad.yaml"
+q 1 "sweep bad spec" sweep "$TMP/bad.yaml"
+err_has "$TMP/bad.yaml:3: axes: w_bits: value '4' appears twice" "sweep bad spec: file:line"
+printf 'models: [m.h5]\nfixed: {engine: fake, acc: int16}\n' >"$TMP/bad.yaml"
+q 1 "sweep conflicting spec" sweep "$TMP/bad.yaml"
+err_has "field 'acc' does not apply to engine fake" "sweep conflicting"
+q 1 "sweep missing spec" sweep "$TMP/none.yaml"
+err_has "$TMP/none.yaml: cannot open the spec" "sweep missing spec"
+q 2 "sweep no spec" sweep
+q 2 "sweep bad --jobs" sweep "$TMP/bad.yaml" --jobs 0
+q 2 "sweep unknown option" sweep "$TMP/bad.yaml" --frobnicate
+ok "quasar sweep: bad specs (exit 1, file:line) and usage errors (exit 2)"
+
 echo "1..$n"
 exit 0
