@@ -18,6 +18,8 @@ static const qs_metric_t metrics[] = {
     {"elements", "count", QS_BETTER_NONE, "number of elements"},
     {"scale_min", "", QS_BETTER_NONE, "smallest quantization scale"},
     {"scale_max", "", QS_BETTER_NONE, "largest quantization scale"},
+    {"w_sqnr_db", "dB", QS_BETTER_HIGHER, "SQNR of a layer's quantized weights, 10 log10(sum w^2 / sum (w - w_hat)^2)"},
+    {"a_sqnr_db", "dB", QS_BETTER_HIGHER, "SQNR of a layer's quantized output activations over the evaluation images"},
     /* network accuracy */
     {"top1", "fraction", QS_BETTER_HIGHER, "top-1 accuracy on the test split"},
     {"loss", "", QS_BETTER_LOWER, "mean softmax cross-entropy over a training epoch"},

@@ -23,7 +23,18 @@ uint64_t qs_exp_fnv(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-void qs_exp_hex(uint64_t h, char out[17]) { snprintf(out, 17, "%016llx", (unsigned long long)h); }
+/* FNV-1a mixes its last bytes weakly (runs differing only in their repeat
+ * would get hashes alike in most digits): a final avalanche step (the
+ * splitmix64 finalizer) spreads every input bit over the whole hash. */
+void qs_exp_hex(uint64_t h, char out[17])
+{
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
 
 static uint64_t fnv_str(uint64_t h, const char *s) { return qs_exp_fnv(h, s, strlen(s) + 1); }
 

@@ -448,7 +448,6 @@ static int read_figures(const ctx_t *c, const qs_yaml_node_t *root, qs_exp_spec_
             if (v[j] && !qs_metric_find(v[j]) && qs_exp_field_index(v[j]) < 0 && strcmp(v[j], "model") &&
                 strcmp(v[j], "sweep") && strcmp(v[j], "repeat") && strcmp(v[j], "status") &&
                 strcmp(v[j], "layer") && strcmp(v[j], "op") && strcmp(v[j], "unit") && strcmp(v[j], "verdict") &&
-                strcmp(v[j], "w_sqnr_db") && strcmp(v[j], "a_sqnr_db") &&
                 !(strlen(v[j]) > 4 && strcmp(v[j] + strlen(v[j]) - 4, "_std") == 0))
                 return qs_error(QS_ERR_INVALID, "%s:%d: figures: %s: '%s' is neither a metric nor a field", c->file,
                                 qs_yaml_line(qs_yaml_get(m, k[j])), k[j], v[j]);
@@ -618,17 +617,17 @@ static int parse_doc(const ctx_t *c, const qs_yaml_node_t *root, qs_exp_spec_t *
                 if (strcmp(s->block[j].name, bn) == 0)
                     return qs_error(QS_ERR_INVALID, "%s:%d: sweeps: two sweeps named '%s'", c->file,
                                     qs_yaml_line(qs_yaml_get(m, "name")), bn);
+            s->nblocks++; /* counted before it is read: qs_exp_spec_free frees what a failed read kept */
             if (read_block(c, m, &top, bn ? bn : def, &s->block[i]) < 0)
                 return qs_last_status();
-            s->nblocks++;
         }
     } else {
         s->block = calloc(1, sizeof *s->block);
         if (!s->block)
             return qs_error(QS_ERR_NOMEM, "out of memory reading %s", c->file);
+        s->nblocks = 1;
         if (read_block(c, root, NULL, "main", &s->block[0]) < 0)
             return qs_last_status();
-        s->nblocks = 1;
         s->block[0].line = 1;
     }
     if ((n = qs_yaml_get(root, "targets")) && add_targets(c, n, s) < 0)

@@ -244,7 +244,7 @@ static int layer_records(const qs_exp_run_t *run, const char *sweep, const eval_
         set_num(r, "macs", (double)qs_node_macs(g, i));
         const qs_qlayer_t *ql = &q->layer[i];
         if (ql->wq)
-            qs_res_record_num(r, "w_sqnr_db", qs_qstats_sqnr_db(&ql->wstats));
+            set_num(r, "w_sqnr_db", qs_qstats_sqnr_db(&ql->wstats));
         int pt = ql->point;
         if (!e)
             continue;
@@ -259,7 +259,7 @@ static int layer_records(const qs_exp_run_t *run, const char *sweep, const eval_
             if (pt >= 0 && e->iq.compared[pt])
                 set_num(r, "code_mismatch_fraction", (double)e->iq.mismatch[pt] / (double)e->iq.compared[pt]);
         } else if (pt >= 0 && e->fq.act && e->fq.act[pt].count > 0) {
-            qs_res_record_num(r, "a_sqnr_db", qs_qstats_sqnr_db(&e->fq.act[pt]));
+            set_num(r, "a_sqnr_db", qs_qstats_sqnr_db(&e->fq.act[pt]));
         }
     }
     *out = L;
@@ -416,16 +416,22 @@ static void run_group(sweep_t *w, int gi)
     }
     eval_t *evals = calloc((size_t)n, sizeof *evals);
     int nev = 0;
+    if (!evals) {
+        for (int k = 0; k < n; k++)
+            finish_without(w, &w->plan->run[idx[k]], "error", "sweep: out of memory");
+        qs_qnet_free(q);
+        return;
+    }
     for (int k = 0; k < n && !atomic_load(&w->stop); k++) {
         const qs_exp_run_t *r = &w->plan->run[idx[k]];
         double tr = qs_now_s();
-        eval_t *e = NULL, local;
+        eval_t *e = NULL;
         if (!is_float) {
             for (int j = 0; j < nev && w->o->share; j++)
                 if (strcmp(evals[j].key, r->engine_key) == 0)
                     e = &evals[j];
             if (!e) {
-                e = evals ? &evals[nev++] : &local;
+                e = &evals[nev++];
                 evaluate(w, r, q, e);
                 pthread_mutex_lock(&w->mu);
                 w->evaluations++;
@@ -468,8 +474,6 @@ static void run_group(sweep_t *w, int gi)
         finish(w, r, &rec, L, nl, prc < 0 ? "error" : "ok");
         qs_res_record_clear(&rec);
         layers_free(L, nl);
-        if (!w->o->share && e == &local)
-            eval_free(e);
     }
     for (int j = 0; j < nev; j++)
         eval_free(&evals[j]);
@@ -628,6 +632,34 @@ static int make_groups(sweep_t *w, const bool *todo)
     return QS_OK;
 }
 
+/* The runs of the journal that need not run again: all but those that
+ * failed (an error may be fixed by then: a target file, a missing model). */
+static int finished_runs(const char *jpath, char ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (access(jpath, F_OK) != 0)
+        return QS_OK;
+    qs_res_table_t *runs = NULL;
+    int rc = qs_res_journal_read(jpath, &runs, NULL);
+    if (rc < 0)
+        return rc;
+    int rc_col = qs_res_table_col(runs, "run"), st = qs_res_table_col(runs, "status");
+    char **h = calloc((size_t)runs->nrows + 1, sizeof *h);
+    if (!h) {
+        qs_res_table_free(runs);
+        return qs_error(QS_ERR_NOMEM, "sweep: out of memory");
+    }
+    for (int r = 0; r < runs->nrows; r++) {
+        const char *hash = qs_res_table_get(runs, r, rc_col), *status = st >= 0 ? qs_res_table_get(runs, r, st) : NULL;
+        if (hash && !(status && strcmp(status, "error") == 0) && (h[*n] = strdup(hash)) != NULL)
+            (*n)++;
+    }
+    qs_res_table_free(runs);
+    *out = h;
+    return QS_OK;
+}
+
 static const char *output_of(const qs_exp_spec_t *s, const char *o) { return o && *o ? o : s->output; }
 
 int qs_exp_sweep(const qs_exp_spec_t *s, const qs_exp_sweep_opts_t *opts, qs_exp_sweep_report_t *rep)
@@ -664,7 +696,7 @@ int qs_exp_sweep(const qs_exp_spec_t *s, const qs_exp_sweep_opts_t *opts, qs_exp
     rep->total = w.plan->nruns;
     if ((rc = mkdir_p(out)) < 0 || (rc = qs_res_journal_open(jpath, &w.journal)) < 0)
         goto end;
-    if (!o->force && (rc = qs_res_journal_hashes(jpath, &done, &ndone)) < 0)
+    if (!o->force && (rc = finished_runs(jpath, &done, &ndone)) < 0)
         goto end;
     todo = calloc((size_t)w.plan->nruns + 1, sizeof *todo);
     w.layers = calloc((size_t)s->nlayers + 1, sizeof *w.layers);
@@ -707,7 +739,7 @@ int qs_exp_sweep(const qs_exp_spec_t *s, const qs_exp_sweep_opts_t *opts, qs_exp
     rep->skipped = w.skipped;
     rep->calibrations = w.calibrations;
     rep->evaluations = w.evaluations;
-    rep->interrupted = atomic_load(&w.stop) && !w.error;
+    rep->interrupted = atomic_load(&w.stop) && !w.error && w.done < w.total;
     qs_res_journal_close(w.journal);
     w.journal = NULL;
     if (w.error) {

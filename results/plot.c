@@ -384,6 +384,7 @@ static int write_pareto(fig_t *f, const qs_plot_t *p, FILE *d, FILE *g, const ch
         return qs_error(QS_ERR_NOMEM, "out of memory");
     }
     int block = 0, rc = QS_OK;
+    double xmin = INFINITY, xmax = 0; /* over every series: decides a logarithmic x axis */
     char *plot = NULL;
     size_t plen = 0;
     FILE *pl = open_memstream(&plot, &plen);
@@ -405,6 +406,8 @@ static int write_pareto(fig_t *f, const qs_plot_t *p, FILE *d, FILE *g, const ch
         for (int i = 0; i < n; i++) {
             x[i] = qs_res_table_num(t, rows[i], f->cx);
             y[i] = qs_res_table_num(t, rows[i], f->cy);
+            xmin = x[i] < xmin ? x[i] : xmin;
+            xmax = x[i] > xmax ? x[i] : xmax;
         }
         int nf = qs_res_pareto(x, y, n, dx, dy, front);
         if (nf < 0) {
@@ -437,6 +440,9 @@ static int write_pareto(fig_t *f, const qs_plot_t *p, FILE *d, FILE *g, const ch
     if (rc == QS_OK && block == 0)
         rc = qs_error(QS_ERR_INVALID, "plot: nothing to draw: no run (with status ok) has numbers in both %s and %s",
                       p->x, p->y);
+    /* costs of different targets span decades: a linear axis would crowd the cheap ones into a corner */
+    if (rc == QS_OK && xmin > 0 && xmax / xmin > 30)
+        fputs("set logscale x\n", g);
     if (rc == QS_OK)
         fprintf(g, "%s\n", plot);
     free(plot);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define MODEL QS_TEST_SRCDIR "/../models/fmnist-dwsep.h5"
+#define PINNED_HASH "45cabdfe8d9c3d53"
 
 static qs_exp_spec_t *parse_ok(const char *text)
 {
@@ -337,6 +338,28 @@ START_TEST(test_stable_hashes)
 }
 END_TEST
 
+/* The hash of a run is part of the journal's format: a change would re-run
+ * every finished sweep. Pinned on a model file of known bytes (the planner
+ * only checksums it). */
+START_TEST(test_pinned_hash)
+{
+    char path[512], text[1024];
+    qs_test_path(path, sizeof path, "pinned-model.bin");
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("quasar", f);
+    fclose(f);
+    snprintf(text, sizeof text, "models: [%s]\nfixed: {engine: int, acc: int16}\naxes: {w_bits: [4]}\n", path);
+    qs_exp_spec_t *s = parse_ok(text);
+    qs_exp_plan_t *p = plan(s);
+    ck_assert_int_eq(p->nruns, 2);
+    ck_assert_str_eq(p->run[1].hash, PINNED_HASH);
+    qs_exp_plan_free(p);
+    qs_exp_spec_free(s);
+    remove(path);
+}
+END_TEST
+
 START_TEST(test_repeat_points)
 {
     qs_exp_spec_t *s = parse_ok("models: [" MODEL "]\nrepeats: 3\naxes: {w_bits: [4]}\n");
@@ -416,6 +439,7 @@ static Suite *exp_suite(void)
     tcase_add_test(tc, test_expansion_counts);
     tcase_add_test(tc, test_skipped_reason);
     tcase_add_test(tc, test_stable_hashes);
+    tcase_add_test(tc, test_pinned_hash);
     tcase_add_test(tc, test_repeat_points);
     tcase_add_test(tc, test_evalset_equal);
     suite_add_tcase(s, tc);
