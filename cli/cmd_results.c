@@ -92,11 +92,16 @@ static bool is_metric(const char *name)
 {
     if (qs_metric_find(name))
         return true;
+    /* the statistics over repeats of a metric M: M_std and M_mean */
     size_t n = strlen(name);
-    if (n > 4 && strcmp(name + n - 4, "_std") == 0) {
-        char base[256];
-        snprintf(base, sizeof base, "%.*s", (int)(n - 4), name);
-        return qs_metric_find(base) != NULL;
+    static const char *const suffix[] = {"_std", "_mean"};
+    for (int k = 0; k < 2; k++) {
+        size_t m = strlen(suffix[k]);
+        if (n > m && strcmp(name + n - m, suffix[k]) == 0) {
+            char base[256];
+            snprintf(base, sizeof base, "%.*s", (int)(n - m), name);
+            return qs_metric_find(base) != NULL;
+        }
     }
     return false;
 }

@@ -66,17 +66,18 @@ static int on_progress(const qs_progress_t *p, void *user)
     return interrupted;
 }
 
-static void dry_run(const qs_exp_spec_t *s)
+static int dry_run(const qs_exp_spec_t *s)
 {
     qs_exp_plan_t *p = NULL;
-    if (qs_exp_plan_create(s, &p) < 0) {
-        qs_cli_fail(QS_EXIT_RUNTIME);
-        return;
-    }
+    if (qs_exp_plan_create(s, &p) < 0)
+        return qs_cli_fail(QS_EXIT_RUNTIME);
     for (int i = 0; i < p->nruns; i++) {
         const qs_exp_run_t *r = &p->run[i];
+        const char *model = strrchr(s->model[r->model], '/') ? strrchr(s->model[r->model], '/') + 1 : s->model[r->model];
         printf("%s %-10s %s", r->hash, r->block >= 0 ? s->block[r->block].name : "baseline",
                r->skipped ? "skipped" : "run");
+        if (s->nmodels > 1)
+            printf(" model=%s", model);
         for (size_t f = 0; f < qs_exp_field_count(); f++)
             if (r->value[f][0] && (r->set[f] || f == 0))
                 printf(" %s=%s", qs_exp_field_at(f)->name, r->value[f]);
@@ -88,6 +89,7 @@ static void dry_run(const qs_exp_spec_t *s)
     }
     printf("%d runs\n", p->nruns);
     qs_exp_plan_free(p);
+    return QS_EXIT_OK;
 }
 
 int qs_cmd_sweep(int argc, char **argv)
@@ -135,13 +137,14 @@ int qs_cmd_sweep(int argc, char **argv)
     if (qs_exp_spec_load(spec, &s) < 0)
         return qs_cli_fail(QS_EXIT_RUNTIME);
     if (dry) {
-        dry_run(s);
+        int code = dry_run(s);
         qs_exp_spec_free(s);
-        return QS_EXIT_OK;
+        return code;
     }
     prog_t pg = {isatty(2) != 0, 0, 0};
     qs_progress_cb_t cb = {on_progress, &pg, 0};
     o.progress = &cb;
+    o.cancel = &interrupted;
     signal(SIGINT, on_sigint);
     qs_exp_sweep_report_t rep;
     int rc = qs_exp_sweep(s, &o, &rep);
@@ -149,12 +152,13 @@ int qs_cmd_sweep(int argc, char **argv)
     int code = QS_EXIT_OK;
     if (rc < 0)
         code = qs_cli_fail(rc == QS_ERR_INTERRUPTED ? 130 : QS_EXIT_RUNTIME);
-    if (rep.total > 0) {
+    /* a summary once runs were attempted (not when the spec or the folder was refused) */
+    if (rep.total > 0 && (rc >= 0 || rep.ran + rep.skipped + rep.failed + rep.resumed > 0 || rep.interrupted)) {
         printf("sweep %s: %d runs (%d ran, %d skipped, %d failed, %d already in the journal) in %.1f s, "
                "%d calibrations, %d evaluations, %d jobs\n",
                s->name, rep.total, rep.ran, rep.skipped, rep.failed, rep.resumed, rep.seconds, rep.calibrations,
                rep.evaluations, o.jobs);
-        if (rc >= 0 || rc == QS_ERR_INTERRUPTED)
+        if (access(rep.results, F_OK) == 0)
             printf("results  %s\njournal  %s/journal.tsv\n", rep.results, rep.output);
         for (int i = 0; i < rep.nfigures; i++)
             printf("figure   %s\n", rep.figure[i]);

@@ -11,6 +11,8 @@
 #include "results/results.h"
 #include "sim/sim.h"
 
+#include <signal.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -66,6 +68,7 @@ const char *qs_exp_stage_name(qs_field_stage_t s); /* "model", "quant", "engine"
 /* ---- experiment specs (experiments/spec.c) ------------------------------------------------------- */
 
 #define QS_EXP_MAX_FIELDS 32
+#define QS_EXP_MAX_RUNS 20000      /* runs one sweep of a spec may expand into */
 #define QS_EXP_VALUE_MAX 256
 typedef enum { QS_COMBINE_CARTESIAN = 0, QS_COMBINE_ZIP, QS_COMBINE_RANDOM } qs_combine_t;
 typedef struct {
@@ -73,6 +76,7 @@ typedef struct {
     int line;
     int nvalues;
     char (*value)[QS_EXP_VALUE_MAX]; /* canonical values */
+    bool cross;                 /* the spec's targets: crossed with the points whatever the mode */
 } qs_exp_axis_t;
 typedef struct {
     char name[64];
@@ -155,6 +159,7 @@ typedef struct {
     bool figures;               /* draw the spec's figures (default true) */
     const char *output;         /* overrides the spec's output folder */
     qs_progress_cb_t *progress; /* task "sweep", done/total runs, detail: the best so far; non-zero stops */
+    const volatile sig_atomic_t *cancel; /* non-zero (e.g. set by a SIGINT handler): stop, also inside a run */
 } qs_exp_sweep_opts_t;
 void qs_exp_sweep_opts_default(qs_exp_sweep_opts_t *o);
 typedef struct {

@@ -114,17 +114,20 @@ int qs_exp_rebuild_plan(const qs_exp_spec_t *s, const char *out, const qs_exp_pl
     /* the journal may hold runs of an earlier version of the spec: the store holds this plan's */
     for (int i = 0; rc >= 0 && i < p->nruns; i++) {
         const char *h = p->run[i].hash;
+        /* the sweep as the spec names it now (a run reached by two sweeps is the first's) */
+        const char *sweep = p->run[i].block >= 0 ? s->block[p->run[i].block].name : "baseline";
         for (int r = 0; jrun >= 0 && r < jr->nrows; r++) {
             const char *v = qs_res_table_get(jr, r, jrun);
             if (v && strcmp(v, h) == 0) {
-                rc = copy_row(jr, r, runs);
+                if ((rc = copy_row(jr, r, runs)) >= 0)
+                    rc = qs_res_table_set(runs, rc, "sweep", sweep);
                 break;
             }
         }
         for (int r = 0; rc >= 0 && lrun >= 0 && r < jl->nrows; r++) {
             const char *v = qs_res_table_get(jl, r, lrun);
-            if (v && strcmp(v, h) == 0)
-                rc = copy_row(jl, r, layers);
+            if (v && strcmp(v, h) == 0 && (rc = copy_row(jl, r, layers)) >= 0)
+                rc = qs_res_table_set(layers, rc, "sweep", sweep);
         }
     }
     if (rc >= 0 && s->repeats > 1)

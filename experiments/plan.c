@@ -187,17 +187,21 @@ void qs_exp_plan_free(qs_exp_plan_t *p)
     free(p);
 }
 
-/* The axes' value indices of point k of block b. */
-static void point_values(const qs_exp_block_t *b, uint64_t k, int *idx)
+/* Whether axis a is combined by the block's mode (else crossed with every point). */
+static bool by_mode(const qs_exp_block_t *b, int a) { return b->mode == QS_COMBINE_CARTESIAN || !b->axis[a].cross; }
+
+/* The axes' value indices of point k (the mode's axes) crossed with c (the
+ * crossed axes) of block b; the first axis varies slowest. */
+static void point_values(const qs_exp_block_t *b, uint64_t k, uint64_t c, int *idx)
 {
-    if (b->mode == QS_COMBINE_ZIP) {
-        for (int a = 0; a < b->naxes; a++)
+    for (int a = b->naxes - 1; a >= 0; a--) {
+        uint64_t *v = by_mode(b, a) ? &k : &c;
+        if (by_mode(b, a) && b->mode == QS_COMBINE_ZIP) {
             idx[a] = (int)k;
-        return;
-    }
-    for (int a = b->naxes - 1; a >= 0; a--) { /* the first axis varies slowest */
-        idx[a] = (int)(k % (uint64_t)b->axis[a].nvalues);
-        k /= (uint64_t)b->axis[a].nvalues;
+            continue;
+        }
+        idx[a] = (int)(*v % (uint64_t)b->axis[a].nvalues);
+        *v /= (uint64_t)b->axis[a].nvalues;
     }
 }
 
@@ -261,10 +265,28 @@ int qs_exp_plan_create(const qs_exp_spec_t *s, qs_exp_plan_t **out)
         }
         for (int b = 0; b < s->nblocks && rc >= 0; b++) {
             const qs_exp_block_t *bl = &s->block[b];
-            uint64_t total = 1;
-            for (int a = 0; a < bl->naxes; a++)
-                total = bl->mode == QS_COMBINE_ZIP ? (uint64_t)bl->axis[a].nvalues : total * (uint64_t)bl->axis[a].nvalues;
+            uint64_t total = 1, ncross = 1;
+            double runs = 1; /* checked before anything is expanded */
+            for (int a = 0; a < bl->naxes; a++) {
+                if (!by_mode(bl, a))
+                    ncross *= (uint64_t)bl->axis[a].nvalues;
+                else
+                    total = bl->mode == QS_COMBINE_ZIP ? (uint64_t)bl->axis[a].nvalues
+                                                       : total * (uint64_t)bl->axis[a].nvalues;
+                runs *= bl->mode == QS_COMBINE_ZIP && by_mode(bl, a) ? 1 : bl->axis[a].nvalues;
+            }
+            if (bl->mode == QS_COMBINE_ZIP && bl->naxes > 0)
+                runs *= (double)total;
             uint64_t npoints = bl->mode == QS_COMBINE_RANDOM ? (uint64_t)bl->count : total;
+            if (bl->mode == QS_COMBINE_RANDOM)
+                runs = (double)npoints * (double)ncross;
+            runs *= s->repeats * (double)s->nmodels;
+            if (runs > QS_EXP_MAX_RUNS) {
+                rc = qs_error(QS_ERR_INVALID, "%s:%d: sweep '%s' expands into %.0f runs, more than %d: split it, or "
+                              "draw points with mode: random", s->path[0] ? s->path : s->name, bl->line, bl->name,
+                              runs, QS_EXP_MAX_RUNS);
+                break;
+            }
             uint64_t *drawn = NULL;
             if (bl->mode == QS_COMBINE_RANDOM) {
                 /* count distinct points of the product, drawn by a seeded stream in a fixed order */
@@ -285,9 +307,9 @@ int qs_exp_plan_create(const qs_exp_spec_t *s, qs_exp_plan_t **out)
                         drawn[got++] = k;
                 }
             }
-            for (uint64_t k = 0; k < npoints && rc >= 0; k++) {
+            for (uint64_t k = 0; k < npoints * ncross && rc >= 0; k++) {
                 int idx[QS_EXP_MAX_FIELDS];
-                point_values(bl, drawn ? drawn[k] : k, idx);
+                point_values(bl, drawn ? drawn[k / ncross] : k / ncross, k % ncross, idx);
                 for (int rep = 0; rep < s->repeats && rc >= 0; rep++) {
                     memset(r, 0, sizeof *r);
                     r->block = b;

@@ -28,6 +28,19 @@ static int expect(const ctx_t *c, const qs_yaml_node_t *n, const char *key, qs_y
     return qs_error(QS_ERR_FORMAT, "%s:%d: %s: expected %s", c->file, qs_yaml_line(n), key, names[kind]);
 }
 
+/* Names that become file names and row labels: letters, digits, '-', '_', '.'; not "." or "..". */
+static int check_name(const ctx_t *c, const qs_yaml_node_t *n, const char *key, const char *v)
+{
+    bool ok = *v && strcmp(v, ".") && strcmp(v, "..") && strlen(v) < 64;
+    for (const char *p = v; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+             *p == '_' || *p == '.';
+    if (ok)
+        return QS_OK;
+    return qs_error(QS_ERR_INVALID, "%s:%d: %s: '%s' may hold letters, digits, '-', '_' and '.' only (up to 63)",
+                    c->file, qs_yaml_line(n), key, v);
+}
+
 /* A scalar, or a list of scalars, as a list: calls fn for each. */
 typedef int (*item_fn)(const ctx_t *c, const qs_yaml_node_t *n, const char *key, const char *v, void *arg);
 static int each_scalar(const ctx_t *c, const qs_yaml_node_t *n, const char *key, item_fn fn, void *arg)
@@ -74,6 +87,8 @@ typedef struct {
 static int add_model(const ctx_t *c, const qs_yaml_node_t *n, const char *key, const char *v, void *arg)
 {
     qs_exp_spec_t *s = ((specarg_t *)arg)->s;
+    if (!*v)
+        return qs_error(QS_ERR_INVALID, "%s:%d: %s: an empty path", c->file, qs_yaml_line(n), key);
     char path[2200];
     if (v[0] == '/' || !c->dir[0])
         snprintf(path, sizeof path, "%s", v);
@@ -133,9 +148,6 @@ static int add_canon(const ctx_t *c, const qs_yaml_node_t *n, const char *key, i
     char buf[QS_EXP_VALUE_MAX];
     if (qs_exp_field_canon(qs_exp_field_at((size_t)field), v, buf, sizeof buf) < 0)
         return at(c, n, key);
-    for (int i = 0; i < a->nvalues; i++)
-        if (strcmp(a->value[i], buf) == 0)
-            return qs_error(QS_ERR_INVALID, "%s:%d: %s: value '%s' appears twice", c->file, qs_yaml_line(n), key, v);
     return push(&a->value, &a->nvalues, sizeof *a->value, buf, c, n, key);
 }
 
@@ -175,6 +187,9 @@ static int axis_range(const ctx_t *c, const qs_yaml_node_t *n, const char *key, 
     if (qs_yaml_check_keys(c->d, n, keys) < 0 || qs_yaml_get_int(c->d, n, "from", true, &from) < 0 ||
         qs_yaml_get_int(c->d, n, "to", true, &to) < 0 || qs_yaml_get_int(c->d, n, "step", false, &step) < 0)
         return qs_last_status();
+    if (from < f->lo || from > f->hi || to < f->lo || to > f->hi)
+        return qs_error(QS_ERR_INVALID, "%s:%d: %s: the range from %lld to %lld leaves %lld..%lld", c->file,
+                        qs_yaml_line(n), key, (long long)from, (long long)to, (long long)f->lo, (long long)f->hi);
     if (step == 0 || (to - from) / step < 0)
         return qs_error(QS_ERR_INVALID, "%s:%d: %s: the range from %lld to %lld by %lld is empty", c->file,
                         qs_yaml_line(n), key, (long long)from, (long long)to, (long long)step);
@@ -326,6 +341,7 @@ static int read_mode(const ctx_t *c, const qs_yaml_node_t *map, qs_exp_block_t *
                         section);
     b->count = count;
     b->seed = (uint64_t)seed;
+
     if (b->mode == QS_COMBINE_ZIP)
         for (int i = 1; i < b->naxes; i++)
             if (b->axis[i].nvalues != b->axis[0].nvalues)
@@ -353,16 +369,29 @@ static int check_block(const ctx_t *c, const qs_exp_block_t *b, const char *sect
     bool ax, eax;
     int ef = qs_exp_field_index("engine");
     int ei = find_setting(b, ef, &eline, &eax);
-    if (ei >= 0 && !eax) {
-        const char *engine = b->fixed[ei];
+    if (ei < 0 || !eax) {
+        /* a fixed engine, or the default one for every point */
+        const char *engine = ei >= 0 ? b->fixed[ei] : qs_exp_field_at((size_t)ef)->def;
+        if (ei < 0)
+            eline = 0;
         unsigned mask = strcmp(engine, "float") == 0 ? QS_ENG_FLOAT : strcmp(engine, "int") == 0 ? QS_ENG_INT : QS_ENG_FAKE;
         for (size_t f = 0; f < qs_exp_field_count(); f++)
             if (find_setting(b, (int)f, &line, &ax) >= 0 && !(qs_exp_field_at(f)->engines & mask))
-                return qs_error(QS_ERR_INVALID, "%s:%d: %s%s: field '%s' does not apply to engine %s (fixed at line %d)",
-                                c->file, line, section, ax ? "axes" : "fixed", qs_exp_field_at(f)->name, engine, eline);
+            {
+                if (eline)
+                    return qs_error(QS_ERR_INVALID, "%s:%d: %s%s: field '%s' does not apply to engine %s (fixed at "
+                                    "line %d)", c->file, line, section, ax ? "axes" : "fixed",
+                                    qs_exp_field_at(f)->name, engine, eline);
+                return qs_error(QS_ERR_INVALID, "%s:%d: %s%s: field '%s' does not apply to engine %s, the default: "
+                                "set engine", c->file, line, section, ax ? "axes" : "fixed",
+                                qs_exp_field_at(f)->name, engine);
+            }
     }
     int ai = find_setting(b, qs_exp_field_index("arithmetic"), &line, &ax);
-    if (ai >= 0 && !ax && strcmp(b->fixed[ai], "target") == 0) {
+    bool arith_target = ai >= 0 && !ax && strcmp(b->fixed[ai], "target") == 0;
+    for (int k = 0; ai >= 0 && ax && k < b->axis[ai].nvalues; k++)
+        arith_target |= strcmp(b->axis[ai].value[k], "target") == 0;
+    if (arith_target) {
         static const char *const own[] = {"acc", "requant"};
         for (int k = 0; k < 2; k++) {
             int l2;
@@ -448,7 +477,8 @@ static int read_figures(const ctx_t *c, const qs_yaml_node_t *root, qs_exp_spec_
             if (v[j] && !qs_metric_find(v[j]) && qs_exp_field_index(v[j]) < 0 && strcmp(v[j], "model") &&
                 strcmp(v[j], "sweep") && strcmp(v[j], "repeat") && strcmp(v[j], "status") &&
                 strcmp(v[j], "layer") && strcmp(v[j], "op") && strcmp(v[j], "unit") && strcmp(v[j], "verdict") &&
-                !(strlen(v[j]) > 4 && strcmp(v[j] + strlen(v[j]) - 4, "_std") == 0))
+                !(strlen(v[j]) > 4 && strcmp(v[j] + strlen(v[j]) - 4, "_std") == 0) &&
+                !(strlen(v[j]) > 5 && strcmp(v[j] + strlen(v[j]) - 5, "_mean") == 0))
                 return qs_error(QS_ERR_INVALID, "%s:%d: figures: %s: '%s' is neither a metric nor a field", c->file,
                                 qs_yaml_line(qs_yaml_get(m, k[j])), k[j], v[j]);
         snprintf(f->kind, sizeof f->kind, "%s", qs_plot_kind_name(kind));
@@ -459,6 +489,8 @@ static int read_figures(const ctx_t *c, const qs_yaml_node_t *root, qs_exp_spec_
         snprintf(f->where, sizeof f->where, "%s", v[6] ? v[6] : "");
         snprintf(f->title, sizeof f->title, "%s", v[7] ? v[7] : "");
         snprintf(f->format, sizeof f->format, "%s", v[8] ? v[8] : "png");
+        if (v[0] && check_name(c, qs_yaml_get(m, "name"), "figures: name", v[0]) < 0)
+            return qs_last_status();
         if (v[0])
             snprintf(f->name, sizeof f->name, "%s", v[0]);
         else
@@ -492,7 +524,17 @@ static int read_block(const ctx_t *c, const qs_yaml_node_t *m, const qs_exp_bloc
         return qs_last_status();
     char section[128];
     snprintf(section, sizeof section, top ? "sweep '%s'" : "mode", name);
-    return read_mode(c, m, b, section);
+    if (read_mode(c, m, b, section) < 0)
+        return qs_last_status();
+    /* a value twice on an axis is a mistake, except in a zip, where the axes are columns */
+    for (int i = 0; b->mode != QS_COMBINE_ZIP && i < b->naxes; i++)
+        for (int j = 0; j < b->axis[i].nvalues; j++)
+            for (int k = 0; k < j; k++)
+                if (strcmp(b->axis[i].value[j], b->axis[i].value[k]) == 0)
+                    return qs_error(QS_ERR_INVALID, "%s:%d: %s: %s: value '%s' appears twice", c->file,
+                                    b->axis[i].line, asec, qs_exp_field_at((size_t)b->axis[i].field)->name,
+                                    b->axis[i].value[j]);
+    return QS_OK;
 }
 
 void qs_exp_spec_free(qs_exp_spec_t *s)
@@ -523,13 +565,11 @@ static int add_targets(const ctx_t *c, const qs_yaml_node_t *tn, qs_exp_spec_t *
             continue;
         if (b->naxes >= QS_EXP_MAX_FIELDS)
             return qs_error(QS_ERR_INVALID, "%s:%d: targets: too many axes", c->file, qs_yaml_line(tn));
-        if (b->mode == QS_COMBINE_ZIP && b->naxes > 0)
-            return qs_error(QS_ERR_INVALID, "%s:%d: targets: sweep '%s' zips its axes: give target as one of them",
-                            c->file, qs_yaml_line(tn), b->name);
         qs_exp_axis_t *a = &b->axis[b->naxes++];
         memset(a, 0, sizeof *a);
         a->field = tf;
         a->line = qs_yaml_line(tn);
+        a->cross = true;
         axisarg_t aa = {tf, a};
         if (each_scalar(c, tn, "targets", axis_value, &aa) < 0)
             return qs_last_status();
@@ -550,11 +590,8 @@ static int parse_doc(const ctx_t *c, const qs_yaml_node_t *root, qs_exp_spec_t *
         qs_yaml_get_int(c->d, root, "repeats", false, &repeats) < 0)
         return qs_last_status();
     if (name) {
-        for (const char *p = name; *p; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-                  *p == '_' || *p == '.'))
-                return qs_error(QS_ERR_INVALID, "%s:%d: name: '%s' may hold letters, digits, '-', '_' and '.' only",
-                                c->file, qs_yaml_line(qs_yaml_get(root, "name")), name);
+        if (check_name(c, qs_yaml_get(root, "name"), "name", name) < 0)
+            return qs_last_status();
         snprintf(s->name, sizeof s->name, "%s", name);
     }
     if (repeats < 1 || repeats > 1000)
@@ -609,7 +646,8 @@ static int parse_doc(const ctx_t *c, const qs_yaml_node_t *root, qs_exp_spec_t *
             if (expect(c, m, "sweeps", QS_YAML_MAP) < 0 || qs_yaml_check_keys(c->d, m, block_keys) < 0)
                 return qs_last_status();
             const char *bn = NULL;
-            if (qs_yaml_get_str(c->d, m, "name", false, &bn) < 0)
+            if (qs_yaml_get_str(c->d, m, "name", false, &bn) < 0 ||
+                (bn && check_name(c, qs_yaml_get(m, "name"), "sweeps: name", bn) < 0))
                 return qs_last_status();
             char def[32];
             snprintf(def, sizeof def, "sweep%zu", i + 1);

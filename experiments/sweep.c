@@ -1,11 +1,12 @@
 /* experiments/sweep.c — running a plan (docs/spec.md, "Running a sweep"):
- * the models, datasets, float references and targets are loaded once; runs
- * that share a calibrated network (equal quant fields, calibration and
- * repeat) form a group that a worker thread takes whole, calibrating once
- * and evaluating once per distinct engine setting, then pricing each run on
- * its target. Each finished run goes to the journal (the source of truth)
- * before it counts as done; results.h5 is rebuilt from the journal at the
- * end, and the spec's figures are drawn from it. */
+ * the models, datasets, float references and targets are loaded once; the
+ * runs that share an evaluation (equal quant and engine fields: they differ
+ * only in their target) form a group that a worker thread takes whole, and
+ * groups with equal quant fields share one calibrated network, calibrated
+ * by the first group that needs it. Each run is priced on its target; each
+ * finished run goes to the journal (the source of truth) before it counts
+ * as done; results.h5 is rebuilt from the journal at the end, and the
+ * spec's figures are drawn from it. */
 #include "config.h"
 
 #include "experiments/exp_internal.h"
@@ -43,6 +44,21 @@ typedef struct {
     qs_hw_target_t *t;
 } target_t;
 
+/* A calibrated network that several groups (one per evaluation) use: the
+ * first group to need it calibrates while the others wait; the last to
+ * finish with it frees it. */
+struct calib {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;            /* 0: not started, 1: being calibrated, 2: done */
+    int users;            /* groups still to use it */
+    int nruns;            /* runs that share it (their time includes a share of it) */
+    qs_qnet_t *q;
+    int rc;
+    char msg[QS_ERROR_MAX];
+    double seconds;
+};
+
 typedef struct {
     const qs_exp_spec_t *s;
     const qs_exp_sweep_opts_t *o;
@@ -55,6 +71,9 @@ typedef struct {
     /* the work: groups of run indices */
     int ngroups;
     int *group_start, *group_runs; /* group g: runs group_runs[group_start[g] .. group_start[g + 1]) */
+    int ncalib;
+    struct calib *calib_cache;   /* the calibrated networks, shared by the groups of equal quant settings */
+    int *group_calib;            /* group -> its calibration */
     atomic_int next;
     atomic_int stop;
     qs_res_journal_t *journal;
@@ -137,10 +156,14 @@ typedef struct {
     double seconds;
 } eval_t;
 
+/* Asked between the batches of every calibration and evaluation. */
 static int stop_cb(const qs_progress_t *p, void *user)
 {
     (void)p;
-    return atomic_load((atomic_int *)user);
+    sweep_t *w = user;
+    if (w->o->cancel && *w->o->cancel)
+        atomic_store(&w->stop, 1);
+    return atomic_load(&w->stop);
 }
 
 static void eval_free(eval_t *e)
@@ -156,7 +179,7 @@ static void evaluate(sweep_t *w, const qs_exp_run_t *r, const qs_qnet_t *q, eval
     snprintf(e->key, sizeof e->key, "%s", r->engine_key);
     const model_t *m = &w->models[r->model];
     const qs_evalset_t *set = w->o->share ? m->eval : NULL;
-    qs_progress_cb_t cb = {stop_cb, &w->stop, 0};
+    qs_progress_cb_t cb = {stop_cb, w, 0};
     double t0 = qs_now_s();
     e->is_int = strcmp(qs_exp_run_value(r, "engine"), "int") == 0;
     if (e->is_int) {
@@ -375,6 +398,63 @@ static void finish_without(sweep_t *w, const qs_exp_run_t *r, const char *status
 
 /* ---- a group: the runs sharing one calibrated network ---- */
 
+/* The calibrated network of c, calibrating it if this is the first group to need it. */
+static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool is_float)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->state == 1)
+        pthread_cond_wait(&c->cv, &c->mu);
+    if (c->state == 2) {
+        int rc = c->rc;
+        pthread_mutex_unlock(&c->mu);
+        return rc;
+    }
+    c->state = 1;
+    pthread_mutex_unlock(&c->mu);
+
+    double t0 = qs_now_s();
+    const model_t *m = &w->models[r0->model];
+    qs_qconfig_t qc;
+    qs_qnet_t *q = NULL;
+    int rc = is_float ? qs_qconfig_preset(&qc, "float", "engine float") : qs_exp_apply_quant(r0, w->layers, w->s->nlayers, &qc);
+    if (rc >= 0)
+        rc = qs_qnet_create(m->g, &qc, &q);
+    if (rc >= 0 && !is_float) {
+        qs_calib_opts_t co;
+        qs_calib_opts_default(&co);
+        co.images = w->s->calib_images;
+        co.seed = w->s->calib_seed + (uint64_t)r0->repeat;
+        qs_progress_cb_t cb = {stop_cb, w, 0};
+        rc = qs_qnet_calibrate(q, w->calib, &co, &cb);
+        pthread_mutex_lock(&w->mu);
+        w->calibrations++;
+        pthread_mutex_unlock(&w->mu);
+    }
+    pthread_mutex_lock(&c->mu);
+    c->rc = rc < 0 ? rc : QS_OK;
+    if (rc < 0) {
+        snprintf(c->msg, sizeof c->msg, "%s", qs_last_error());
+        qs_qnet_free(q);
+        q = NULL;
+    }
+    c->q = q;
+    c->seconds = qs_now_s() - t0;
+    c->state = 2;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return c->rc;
+}
+
+static void release_calib(struct calib *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (--c->users == 0) {
+        qs_qnet_free(c->q);
+        c->q = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void run_group(sweep_t *w, int gi)
 {
     const int *idx = w->group_runs + w->group_start[gi];
@@ -386,32 +466,16 @@ static void run_group(sweep_t *w, int gi)
             finish_without(w, &w->plan->run[idx[k]], "skipped", w->plan->run[idx[k]].reason);
         return;
     }
-    double t0 = qs_now_s();
     const bool is_float = strcmp(qs_exp_run_value(r0, "engine"), "float") == 0;
-    qs_qconfig_t qc;
-    qs_qnet_t *q = NULL;
-    int rc = is_float ? qs_qconfig_preset(&qc, "float", "engine float") : qs_exp_apply_quant(r0, w->layers, w->s->nlayers, &qc);
-    if (rc >= 0)
-        rc = qs_qnet_create(m->g, &qc, &q);
-    if (rc >= 0 && !is_float) {
-        qs_calib_opts_t co;
-        qs_calib_opts_default(&co);
-        co.images = w->s->calib_images;
-        co.seed = w->s->calib_seed + (uint64_t)r0->repeat;
-        qs_progress_cb_t cb = {stop_cb, &w->stop, 0};
-        rc = qs_qnet_calibrate(q, w->calib, &co, &cb);
-        pthread_mutex_lock(&w->mu);
-        w->calibrations++;
-        pthread_mutex_unlock(&w->mu);
-    }
-    double calib_s = qs_now_s() - t0;
+    struct calib *cal = &w->calib_cache[w->group_calib[gi]];
+    int rc = get_calib(w, cal, r0, is_float);
+    qs_qnet_t *q = cal->q;
+    const double calib_s = cal->seconds / (cal->nruns > 0 ? cal->nruns : 1);
     if (rc < 0) {
-        char msg[QS_ERROR_MAX];
-        snprintf(msg, sizeof msg, "%s", qs_last_error());
         if (rc != QS_ERR_INTERRUPTED)
             for (int k = 0; k < n; k++)
-                finish_without(w, &w->plan->run[idx[k]], "error", msg);
-        qs_qnet_free(q);
+                finish_without(w, &w->plan->run[idx[k]], "error", cal->msg);
+        release_calib(cal);
         return;
     }
     eval_t *evals = calloc((size_t)n, sizeof *evals);
@@ -419,7 +483,7 @@ static void run_group(sweep_t *w, int gi)
     if (!evals) {
         for (int k = 0; k < n; k++)
             finish_without(w, &w->plan->run[idx[k]], "error", "sweep: out of memory");
-        qs_qnet_free(q);
+        release_calib(cal);
         return;
     }
     for (int k = 0; k < n && !atomic_load(&w->stop); k++) {
@@ -478,7 +542,7 @@ static void run_group(sweep_t *w, int gi)
     for (int j = 0; j < nev; j++)
         eval_free(&evals[j]);
     free(evals);
-    qs_qnet_free(q);
+    release_calib(cal);
 }
 
 static void *worker(void *arg)
@@ -486,7 +550,7 @@ static void *worker(void *arg)
     sweep_t *w = arg;
     for (;;) {
         int g = atomic_fetch_add(&w->next, 1);
-        if (g >= w->ngroups || atomic_load(&w->stop))
+        if (g >= w->ngroups || stop_cb(NULL, w))
             break;
         run_group(w, g);
     }
@@ -587,6 +651,13 @@ static void sweep_free(sweep_t *w)
     free(w->targets);
     qs_dataset_free(w->calib);
     qs_dataset_free(w->evald);
+    for (int i = 0; w->calib_cache && i < w->ncalib; i++) {
+        qs_qnet_free(w->calib_cache[i].q); /* left by groups an interruption never started */
+        pthread_mutex_destroy(&w->calib_cache[i].mu);
+        pthread_cond_destroy(&w->calib_cache[i].cv);
+    }
+    free(w->calib_cache);
+    free(w->group_calib);
     free(w->group_start);
     free(w->group_runs);
     free((void *)w->layers);
@@ -612,9 +683,9 @@ static int make_groups(sweep_t *w, const bool *todo)
             continue;
         const qs_exp_run_t *r = &w->plan->run[i];
         int g = -1;
-        /* without sharing every run is its own group; skipped runs never share a network */
+        /* a group: the runs of one evaluation; without sharing every run is its own group */
         for (int j = 0; j < i && w->o->share && g < 0; j++)
-            if (todo[j] && w->plan->run[j].skipped == r->skipped && strcmp(w->plan->run[j].quant_key, r->quant_key) == 0 &&
+            if (todo[j] && w->plan->run[j].skipped == r->skipped && strcmp(w->plan->run[j].engine_key, r->engine_key) == 0 &&
                 w->plan->run[j].model == r->model)
                 g = gid[j];
         gid[i] = g >= 0 ? g : ng++;
@@ -627,6 +698,31 @@ static int make_groups(sweep_t *w, const bool *todo)
         if (todo[i])
             w->group_runs[w->group_start[gid[i]] + count[gid[i]]++] = i;
     w->ngroups = ng;
+    /* the calibrations: one per quant key (and model) among the groups' first runs */
+    w->group_calib = calloc((size_t)ng + 1, sizeof *w->group_calib);
+    w->calib_cache = calloc((size_t)ng + 1, sizeof *w->calib_cache);
+    if (!w->group_calib || !w->calib_cache) {
+        free(gid);
+        free(count);
+        return qs_error(QS_ERR_NOMEM, "sweep: out of memory");
+    }
+    for (int g = 0; g < ng; g++) {
+        const qs_exp_run_t *r = &w->plan->run[w->group_runs[w->group_start[g]]];
+        int c = -1;
+        for (int h = 0; h < g && w->o->share && c < 0; h++) {
+            const qs_exp_run_t *o = &w->plan->run[w->group_runs[w->group_start[h]]];
+            if (o->model == r->model && o->skipped == r->skipped && strcmp(o->quant_key, r->quant_key) == 0)
+                c = w->group_calib[h];
+        }
+        if (c < 0) {
+            c = w->ncalib++;
+            pthread_mutex_init(&w->calib_cache[c].mu, NULL);
+            pthread_cond_init(&w->calib_cache[c].cv, NULL);
+        }
+        w->group_calib[g] = c;
+        w->calib_cache[c].users++;
+        w->calib_cache[c].nruns += w->group_start[g + 1] - w->group_start[g];
+    }
     free(gid);
     free(count);
     return QS_OK;

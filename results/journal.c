@@ -422,6 +422,7 @@ static int journal_parse(const char *path, qs_res_table_t **runs, qs_res_table_t
     entry_t *e = NULL;
     int ne = 0, cap_e = 0, nruns = 0;
     int lineno = 1;
+    int prev = -1; /* the entry of the previous line if it was a layer line, else -1 */
     for (size_t pos = text ? hn : 0; rc == QS_OK && pos < len;) {
         lineno++;
         char *nl = memchr(text + pos, '\n', len - pos);
@@ -481,6 +482,14 @@ static int journal_parse(const char *path, qs_res_table_t **runs, qs_res_table_t
             en->pending = NULL;
             en->npending = en->cap_pending = 0;
         } else if (layers) {
+            /* one append writes a run's layer lines together: layer lines of this run that do not
+             * follow directly are left from an append that never finished (a crash between the
+             * writes of a long append), and this append replaces them */
+            if (prev != k) {
+                free_layers(en->pending, en->npending);
+                en->pending = NULL;
+                en->npending = en->cap_pending = 0;
+            }
             if (en->npending == en->cap_pending) {
                 int cap = en->cap_pending ? 2 * en->cap_pending : 16;
                 qs_res_record_t *p2 = realloc(en->pending, (size_t)cap * sizeof *p2);
@@ -496,6 +505,7 @@ static int journal_parse(const char *path, qs_res_table_t **runs, qs_res_table_t
         } else {
             qs_res_record_clear(&rec);
         }
+        prev = is_run ? -1 : k;
     }
     /* the runs in the order of their first run line, then their layers in the same order */
     int *order = rc == QS_OK ? malloc(((size_t)nruns + 1) * sizeof *order) : NULL;

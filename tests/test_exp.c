@@ -172,6 +172,10 @@ START_TEST(test_spec_bad)
         {NULL, "t.yaml:4: sweeps: two sweeps named 'a'"},
         {NULL, "expected one value (a list is an axis"},
         {NULL, "layers: "},
+        {NULL, "t.yaml:3: fixed: field 'acc' does not apply to engine fake, the default: set engine"},
+        {NULL, "the range from 0 to 8 leaves 1..16"},
+        {NULL, "t.yaml:3: sweeps: name: 'a/b' may hold letters"},
+        {NULL, "field 'acc' conflicts with arithmetic: target"},
     };
     const char *bodies[] = {
         NULL, NULL, NULL,
@@ -195,6 +199,10 @@ START_TEST(test_spec_bad)
         "sweeps:\n  - name: a\n  - name: a\n",
         "fixed:\n  w_bits: [2, 4]\n",
         "layers: ['nolayer:w9a99']\n",
+        "fixed:\n  acc: int16\n",
+        "axes:\n  w_bits: {from: 0, to: 8}\n",
+        "sweeps:\n  - name: a/b\n",
+        "fixed:\n  engine: int\n  target: asic-45nm\naxes:\n  arithmetic: [none, target]\n  acc: [int16]\n",
     };
     ck_assert_int_eq(sizeof cases / sizeof cases[0], sizeof bodies / sizeof bodies[0]);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -245,6 +253,18 @@ START_TEST(test_expansion_counts)
     snprintf(t, sizeof t, "%saxes:\n  engine: [fake, int]\n  acc: [int16, int32]\n", M);
     ck_assert_int_eq(count_runs(t, &sk), 5);
     ck_assert_int_eq(sk, 2);
+    /* the spec's targets cross a zip or a random draw instead of joining it */
+    snprintf(t, sizeof t, "%stargets: [asic-45nm, bitfusion]\nmode: random\ncount: 2\naxes:\n  w_bits: [2, 3, 4]\n", M);
+    ck_assert_int_eq(count_runs(t, NULL), 6);
+    snprintf(t, sizeof t, "%stargets: [asic-45nm, bitfusion]\nmode: zip\naxes:\n  w_bits: [2, 4]\n  a_bits: [4, 4]\n", M);
+    ck_assert_int_eq(count_runs(t, NULL), 6);
+    /* a plan too large to run is refused before it is expanded */
+    snprintf(t, sizeof t, "%saxes:\n  w_bits: {from: 1, to: 16}\n  a_bits: {from: 1, to: 16}\n  batch: {from: 1, to: 100}\n", M);
+    qs_exp_spec_t *big = parse_ok(t);
+    qs_exp_plan_t *bp = NULL;
+    ck_assert_int_lt(qs_exp_plan_create(big, &bp), 0);
+    ck_assert_ptr_nonnull(strstr(qs_last_error(), "expands into 25600 runs, more than 20000"));
+    qs_exp_spec_free(big);
     /* the float engine as a point is the baseline */
     snprintf(t, sizeof t, "%saxes:\n  engine: [float, fake]\n", M);
     ck_assert_int_eq(count_runs(t, &sk), 2);
