@@ -465,7 +465,7 @@ static int read_figures(const ctx_t *c, const qs_yaml_node_t *root, qs_exp_spec_
         if (v[1] && qs_plot_kind_parse(v[1], &kind) < 0)
             return at(c, qs_yaml_get(m, "kind"), "figures: kind");
         if (!v[1])
-            kind = qs_metric_find(v[2]) ? QS_PLOT_PARETO : QS_PLOT_LINE;
+            kind = qs_metric_find(v[2]) && qs_metric_find(v[3]) ? QS_PLOT_PARETO : QS_PLOT_LINE; /* as quasar plot */
         if (kind == QS_PLOT_HEATMAP && !v[4])
             return qs_error(QS_ERR_INVALID, "%s:%d: figures: a heatmap needs z (the metric to colour by)", c->file,
                             f->line);

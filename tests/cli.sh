@@ -1123,6 +1123,22 @@ for r in csv.DictReader(open(sys.argv[1])):
         norm "$TMP/e3.csv" >"$TMP/n3"
         cmp -s "$TMP/n1" "$TMP/n3" || fail "sweep: a killed and resumed sweep gives the uninterrupted rows"
     fi
+    # Ctrl-C: stops with status 130, keeps what finished, and the next sweep resumes
+    "$QUASAR" sweep "$TMP/sw.yaml" -o "$TMP/sw4" --jobs 1 --no-figures >"$OUT" 2>"$ERR" &
+    pid=$!
+    i=0
+    while [ "$(grep -c '^run' "$TMP/sw4/journal.tsv" 2>/dev/null || true)" != 3 ] && [ $i -lt 1200 ]; do
+        sleep 0.02; i=$((i + 1))
+    done
+    kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+    LAST="quasar sweep (Ctrl-C)"
+    if [ "$(grep -c '^run' "$TMP/sw4/journal.tsv")" -lt 11 ]; then
+        [ "$rc" -eq 130 ] || fail "sweep Ctrl-C: exit $rc, expected 130"
+        err_has "interrupted after" "sweep Ctrl-C"
+        [ -s "$TMP/sw4/results.h5" ] || fail "sweep Ctrl-C: results.h5 rebuilt"
+    fi
+    q 0 "sweep resumed after Ctrl-C" sweep "$TMP/sw.yaml" -o "$TMP/sw4" --no-figures
+    out_has "already in the journal" "resume after Ctrl-C"
     if command -v h5dump >/dev/null 2>&1; then
         h5dump -a /provenance/spec_name "$TMP/sw1/results.h5" >"$OUT" 2>&1 && grep -q small "$OUT" ||
             fail "results.h5: provenance readable with h5dump"
