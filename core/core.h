@@ -137,6 +137,14 @@ int qs_h5_get_attr_str(qs_h5_t *h, const char *obj, const char *attr, char **v);
 /* One-shot convenience: open, read one dataset, close. */
 int qs_h5_load(const char *path, const char *name, qs_dtype_t dtype, qs_tensor_t **out);
 
+/* ---- files ------------------------------------------------------------------------ */
+
+/* The whole of path (at most max bytes) into *text, NUL-terminated (free
+ * with free), its length in *len; what names the kind of file in messages
+ * ("spec", "target file", ...). A folder, a missing file or a larger file is
+ * an error naming path. */
+int qs_file_read(const char *path, const char *what, size_t max, char **text, size_t *len);
+
 /* ---- YAML ------------------------------------------------------------------------ */
 
 /* A parsed YAML document as a tree. Every node remembers its line, so that

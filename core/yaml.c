@@ -319,38 +319,10 @@ qs_yaml_doc_t *qs_yaml_load(const char *path)
         qs_error(QS_ERR_INVALID, "no YAML file name given");
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        qs_error(QS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? 2 * cap : 65536;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                qs_error(QS_ERR_NOMEM, "out of memory reading '%s'", path);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        int e = errno;
-        free(buf);
-        fclose(f);
-        qs_error(QS_ERR_IO, "cannot read '%s': %s", path, strerror(e ? e : EIO));
+    size_t len = 0;
+    if (qs_file_read(path, "YAML file", 64u << 20, &buf, &len) < 0)
         return NULL;
-    }
-    fclose(f);
     qs_yaml_doc_t *d = qs_yaml_parse(buf, len, path);
     free(buf);
     return d;

@@ -216,8 +216,14 @@ int qs_exp_plan_create(const qs_exp_spec_t *s, qs_exp_plan_t **out)
         return qs_error(QS_ERR_NOMEM, "plan: out of memory");
     }
     int cap = 0, rc = QS_OK;
-    for (int m = 0; m < s->nmodels && rc >= 0; m++)
+    for (int m = 0; m < s->nmodels && rc >= 0; m++) {
         rc = file_sum(s->model[m], p->model_sum[m]);
+        /* runs are keyed by the model's contents: two copies would be one model's runs */
+        for (int k = 0; k < m && rc >= 0; k++)
+            if (strcmp(p->model_sum[k], p->model_sum[m]) == 0)
+                rc = qs_error(QS_ERR_INVALID, "%s: models: '%s' and '%s' are the same file contents",
+                              s->path[0] ? s->path : s->name, s->model[k], s->model[m]);
+    }
     const size_t nf = qs_exp_field_count();
     const int tf = qs_exp_field_index("target"), ef = qs_exp_field_index("engine");
     qs_exp_run_t *r = malloc(sizeof *r);

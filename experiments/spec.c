@@ -13,6 +13,9 @@ typedef struct {
     const qs_yaml_doc_t *d;
     const char *file;
     char dir[1024]; /* the spec's folder, for relative model paths */
+    int nlayers_int; /* per-layer integer-engine overrides in layers: (the first, for messages) */
+    int layer_int_line;
+    const char *layer_int;
 } ctx_t;
 
 static int at(const ctx_t *c, const qs_yaml_node_t *n, const char *key)
@@ -106,6 +109,11 @@ static int add_layer(const ctx_t *c, const qs_yaml_node_t *n, const char *key, c
     /* checked here so that a bad override is reported with its line, not at run time */
     int rc;
     if (qs_exp_layer_is_int(v)) {
+        ctx_t *cc = (ctx_t *)c; /* remembered for the check against arithmetic: target */
+        if (cc->nlayers_int++ == 0) {
+            cc->layer_int = v;
+            cc->layer_int_line = qs_yaml_line(n);
+        }
         qs_int_config_t ic;
         qs_int_config_default(&ic);
         rc = qs_int_config_override(&ic, v, "layers");
@@ -392,6 +400,10 @@ static int check_block(const ctx_t *c, const qs_exp_block_t *b, const char *sect
     for (int k = 0; ai >= 0 && ax && k < b->axis[ai].nvalues; k++)
         arith_target |= strcmp(b->axis[ai].value[k], "target") == 0;
     if (arith_target) {
+        if (c->nlayers_int > 0)
+            return qs_error(QS_ERR_INVALID, "%s:%d: layers: '%s': with arithmetic: target (line %d) the target "
+                            "sets every layer's accumulator and requantizer", c->file, c->layer_int_line, c->layer_int,
+                            line);
         static const char *const own[] = {"acc", "requant"};
         for (int k = 0; k < 2; k++) {
             int l2;
@@ -691,7 +703,7 @@ static int parse(const char *text, size_t len, const char *file, const char *pat
     memcpy(s->text, text, len);
     s->text[len] = '\0';
     snprintf(s->path, sizeof s->path, "%s", path ? path : "");
-    ctx_t c = {NULL, file, ""};
+    ctx_t c = {NULL, file, "", 0, 0, NULL};
     if (path) {
         const char *slash = strrchr(path, '/');
         if (slash)
@@ -733,33 +745,10 @@ int qs_exp_spec_load(const char *path, qs_exp_spec_t **out)
     if (!out || !path)
         return qs_error(QS_ERR_INVALID, "qs_exp_spec_load: no path or result");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return qs_error(QS_ERR_IO, "%s: cannot open the spec: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            char *p = cap > (64u << 20) ? NULL : realloc(buf, cap);
-            if (!p) {
-                free(buf);
-                fclose(f);
-                return qs_error(QS_ERR_FORMAT, "%s: too large for a spec", path);
-            }
-            buf = p;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return qs_error(QS_ERR_IO, "%s: cannot read the spec (a folder?)", path);
-    }
+    size_t len = 0;
+    if (qs_file_read(path, "spec", 64u << 20, &buf, &len) < 0)
+        return qs_last_status();
     int rc = parse(buf, len, path, path, out);
     free(buf);
     return rc;

@@ -242,8 +242,8 @@ static void eval_metrics(const eval_t *e, const qs_qnet_t *q, qs_res_record_t *r
 
 /* Per-layer detail of an evaluation: the weights' and activations' SQNR
  * (fake) or the accumulator figures (int), per conv2d/linear. */
-static int layer_records(const qs_exp_run_t *run, const char *sweep, const eval_t *e, const qs_qnet_t *q,
-                         qs_res_record_t **out, int *n)
+static int layer_records(const qs_exp_run_t *run, const char *sweep, const char *model, const eval_t *e,
+                         const qs_qnet_t *q, qs_res_record_t **out, int *n)
 {
     const qs_graph_t *g = q->g;
     *out = NULL;
@@ -261,6 +261,10 @@ static int layer_records(const qs_exp_run_t *run, const char *sweep, const eval_
         qs_res_record_set(r, "op", qs_op_name(nd->op));
         /* the run's settings again, so that per-layer figures can select runs by them */
         qs_res_record_set(r, "sweep", sweep);
+        qs_res_record_set(r, "model", model);
+        char rep[16];
+        snprintf(rep, sizeof rep, "%d", run->repeat);
+        qs_res_record_set(r, "repeat", rep);
         for (size_t f = 0; f < qs_exp_field_count(); f++)
             if (run->value[f][0])
                 qs_res_record_set(r, qs_exp_field_at(f)->name, run->value[f]);
@@ -278,7 +282,8 @@ static int layer_records(const qs_exp_run_t *run, const char *sweep, const eval_
             set_num(r, "acc_needed_bits", il->needed_bits);
             set_num(r, "acc_width_a2q", il->width_a2q);
             char acc[160];
-            qs_res_record_set(r, "acc", qs_acc_str(&il->acc, acc, sizeof acc));
+            /* the accumulator this layer used (the run's acc column is the setting as written) */
+            qs_res_record_set(r, "acc_used", qs_acc_str(&il->acc, acc, sizeof acc));
             if (pt >= 0 && e->iq.compared[pt])
                 set_num(r, "code_mismatch_fraction", (double)e->iq.mismatch[pt] / (double)e->iq.compared[pt]);
         } else if (pt >= 0 && e->fq.act && e->fq.act[pt].count > 0) {
@@ -524,7 +529,7 @@ static void run_group(sweep_t *w, int gi)
         }
         set_num(&rec, "params", (double)m->params);
         set_num(&rec, "macs", (double)m->macs);
-        int prc = layer_records(r, qs_res_record_get(&rec, "sweep"), e, q, &L, &nl);
+        int prc = layer_records(r, qs_res_record_get(&rec, "sweep"), m->name, e, q, &L, &nl);
         if (prc >= 0)
             prc = price(w, r, q, e && e->is_int ? &e->icfg : NULL, &rec, L, nl);
         /* the run's time: its evaluation (once per shared evaluation), its pricing and its share of the calibration */

@@ -522,36 +522,10 @@ int qs_hw_target_parse(const char *text, size_t len, const char *name, qs_hw_tar
 int qs_hw_target_load(const char *path, qs_hw_target_t **out)
 {
     *out = NULL;
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return qs_error(QS_ERR_IO, "%s: is a folder, not a target file (.yaml)", path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return qs_error(QS_ERR_IO, "%s: cannot open the target file: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 > cap) {
-            cap = cap ? 2 * cap : 16384;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return qs_error(QS_ERR_NOMEM, "out of memory");
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return qs_error(QS_ERR_IO, "%s: read error", path);
-    }
+    size_t n = 0;
+    if (qs_file_read(path, "target file (.yaml)", 16u << 20, &buf, &n) < 0)
+        return qs_last_status();
     int rc = qs_hw_target_parse(buf, n, path, out);
     free(buf);
     return rc;

@@ -190,32 +190,9 @@ int qs_res_csv_read(const char *path, qs_res_table_t **out)
     *out = NULL;
     if (!path)
         return qs_error(QS_ERR_INVALID, "CSV: no path given");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return qs_error(QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     str_t text = {0};
-    char chunk[65536];
-    size_t got;
-    int rc = QS_OK;
-    while (rc == QS_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (text.n + got + 1 > text.cap) {
-            size_t cap = text.cap ? text.cap : 65536;
-            while (cap < text.n + got + 1)
-                cap *= 2;
-            char *p = realloc(text.p, cap);
-            if (!p) {
-                rc = qs_error(QS_ERR_NOMEM, "out of memory");
-                break;
-            }
-            text.p = p;
-            text.cap = cap;
-        }
-        memcpy(text.p + text.n, chunk, got);
-        text.n += got;
-    }
-    if (rc == QS_OK && ferror(f))
-        rc = qs_error(QS_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    fclose(f);
+    int rc = qs_file_read(path, "CSV file", (size_t)1 << 34, &text.p, &text.n);
+    text.cap = text.n + 1;
     qs_res_table_t *t = rc == QS_OK ? qs_res_table_create() : NULL;
     if (rc == QS_OK && !t)
         rc = QS_ERR_NOMEM;

@@ -377,27 +377,7 @@ static int parse_line(const char *path, int lineno, char *line, bool *is_run, qs
 
 static int read_file(const char *path, char **text, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return qs_error(QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    buf_t b = {0};
-    char chunk[65536];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_put(&b, chunk, got);
-    int err = ferror(f);
-    fclose(f);
-    if (err || b.failed) {
-        free(b.p);
-        return err ? qs_error(QS_ERR_IO, "%s: cannot read", path) : qs_error(QS_ERR_NOMEM, "out of memory");
-    }
-    if (!b.p)
-        buf_put(&b, "", 0);
-    if (b.failed)
-        return qs_error(QS_ERR_NOMEM, "out of memory");
-    *text = b.p;
-    *len = b.n;
-    return QS_OK;
+    return qs_file_read(path, "journal", (size_t)1 << 34, text, len);
 }
 
 static int journal_parse(const char *path, qs_res_table_t **runs, qs_res_table_t **layers)

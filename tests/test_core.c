@@ -1169,8 +1169,16 @@ START_TEST(test_yaml_errors)
     unlink(path);
     ck_assert_ptr_null(qs_yaml_load(path));
     ck_assert_int_eq(qs_last_status(), QS_ERR_IO);
-    snprintf(expect, sizeof expect, "cannot open '%s': No such file or directory", path);
+    snprintf(expect, sizeof expect, "%s: cannot open the YAML file: No such file or directory", path);
     ck_assert_str_eq(qs_last_error(), expect);
+    /* a folder is named as one */
+    char dir[512];
+    qs_test_path(dir, sizeof dir, "core-folder.yaml");
+    mkdir(dir, 0777);
+    ck_assert_ptr_null(qs_yaml_load(dir));
+    snprintf(expect, sizeof expect, "%s: is a folder, not a YAML file", dir);
+    ck_assert_str_eq(qs_last_error(), expect);
+    rmdir(dir);
 
     /* a file: messages carry its name and line */
     qs_test_path(path, sizeof path, "core-spec.yaml");

@@ -176,6 +176,7 @@ START_TEST(test_spec_bad)
         {NULL, "the range from 0 to 8 leaves 1..16"},
         {NULL, "t.yaml:3: sweeps: name: 'a/b' may hold letters"},
         {NULL, "field 'acc' conflicts with arithmetic: target"},
+        {NULL, "t.yaml:2: layers: 'fc:acc=int16': with arithmetic: target (line 5) the target sets"},
     };
     const char *bodies[] = {
         NULL, NULL, NULL,
@@ -203,6 +204,7 @@ START_TEST(test_spec_bad)
         "axes:\n  w_bits: {from: 0, to: 8}\n",
         "sweeps:\n  - name: a/b\n",
         "fixed:\n  engine: int\n  target: asic-45nm\naxes:\n  arithmetic: [none, target]\n  acc: [int16]\n",
+        "layers: ['fc:acc=int16']\nfixed:\n  engine: int\n  arithmetic: target\n  target: asic-45nm\n",
     };
     ck_assert_int_eq(sizeof cases / sizeof cases[0], sizeof bodies / sizeof bodies[0]);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
