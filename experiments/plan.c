@@ -224,7 +224,6 @@ int qs_exp_plan_create(const qs_exp_spec_t *s, qs_exp_plan_t **out)
                 rc = qs_error(QS_ERR_INVALID, "%s: models: '%s' and '%s' are the same file contents",
                               s->path[0] ? s->path : s->name, s->model[k], s->model[m]);
     }
-    const size_t nf = qs_exp_field_count();
     const int tf = qs_exp_field_index("target"), ef = qs_exp_field_index("engine");
     qs_exp_run_t *r = malloc(sizeof *r);
     if (!r && rc >= 0)
@@ -342,7 +341,6 @@ int qs_exp_plan_create(const qs_exp_spec_t *s, qs_exp_plan_t **out)
         }
     }
     free(r);
-    (void)nf;
     if (rc < 0) {
         qs_exp_plan_free(p);
         return rc;

@@ -1143,6 +1143,17 @@ for r in csv.DictReader(open(sys.argv[1])):
         h5dump -a /provenance/spec_name "$TMP/sw1/results.h5" >"$OUT" 2>&1 && grep -q small "$OUT" ||
             fail "results.h5: provenance readable with h5dump"
     fi
+    for py in python3 /usr/bin/python3; do
+        if "$py" -c 'import h5py' 2>/dev/null; then
+            "$py" -c 'import h5py, sys
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["format"] == "quasar-results"
+cols = f["runs"].attrs["columns"].split(",")
+assert len(f["runs/top1"][:]) == 11 and "w_bits" in cols
+assert f["provenance"].attrs["spec_name"] == "small"' "$TMP/sw1/results.h5" || fail "results.h5 read with h5py"
+            break
+        fi
+    done
     q 0 "results list" results list "$TMP/sw1"
     out_has "skipped" "results list"
     q 0 "results pareto" results pareto "$TMP/sw1" --per target
