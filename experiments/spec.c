@@ -83,6 +83,22 @@ static int push(void *arr, int *n, size_t size, const char *v, const ctx_t *c, c
     return QS_OK;
 }
 
+/* A file named by the spec: a relative path is relative to the spec's folder
+ * (models, target files, .h5 datasets alike). */
+static void spec_path(const ctx_t *c, const char *v, char *out, size_t n)
+{
+    if (v[0] == '/' || !c->dir[0])
+        snprintf(out, n, "%s", v);
+    else
+        snprintf(out, n, "%s/%s", c->dir, v);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
 typedef struct {
     qs_exp_spec_t *s;
 } specarg_t;
@@ -93,10 +109,7 @@ static int add_model(const ctx_t *c, const qs_yaml_node_t *n, const char *key, c
     if (!*v)
         return qs_error(QS_ERR_INVALID, "%s:%d: %s: an empty path", c->file, qs_yaml_line(n), key);
     char path[2200];
-    if (v[0] == '/' || !c->dir[0])
-        snprintf(path, sizeof path, "%s", v);
-    else
-        snprintf(path, sizeof path, "%s/%s", c->dir, v);
+    spec_path(c, v, path, sizeof path);
     for (int i = 0; i < s->nmodels; i++)
         if (strcmp(s->model[i], path) == 0)
             return qs_error(QS_ERR_INVALID, "%s:%d: %s: '%s' is listed twice", c->file, qs_yaml_line(n), key, v);
@@ -172,7 +185,13 @@ static int axis_value(const ctx_t *c, const qs_yaml_node_t *n, const char *key, 
         qs_hw_names_free(names);
         return rc;
     }
+    char file[2200];
     if (strcmp(qs_exp_field_at((size_t)aa->field)->name, "target") == 0) {
+        /* a target file (not a shipped name) is relative to the spec */
+        if (strchr(v, '/') || ends_with(v, ".yaml") || ends_with(v, ".yml")) {
+            spec_path(c, v, file, sizeof file);
+            v = file;
+        }
         qs_hw_target_t *t = NULL;
         if (qs_hw_target_find(v, &t) < 0 || qs_target_check_arithmetic(t) < 0) {
             qs_hw_target_free(t);
@@ -440,8 +459,18 @@ static int read_data(const ctx_t *c, const qs_yaml_node_t *root, const char *key
     if (qs_yaml_get_str(c->d, m, "data", false, &dv) < 0 || qs_yaml_get_int(c->d, m, "images", false, images) < 0 ||
         qs_yaml_get_int(c->d, m, "seed", false, &s) < 0)
         return qs_last_status();
-    if (dv)
-        snprintf(data, n, "%s", dv);
+    if (dv) {
+        if (ends_with(dv, ".h5")) { /* a dataset file, relative to the spec; fmnist:train and the like are names */
+            char file[2200];
+            spec_path(c, dv, file, sizeof file);
+            if (strlen(file) >= n)
+                return qs_error(QS_ERR_INVALID, "%s:%d: %s: data: the path is longer than %zu characters", c->file,
+                                qs_yaml_line(qs_yaml_get(m, "data")), key, n - 1);
+            snprintf(data, n, "%s", file);
+        } else {
+            snprintf(data, n, "%s", dv);
+        }
+    }
     if (*images < 1)
         return qs_error(QS_ERR_INVALID, "%s:%d: %s: images must be >= 1", c->file,
                         qs_yaml_line(qs_yaml_get(m, "images")), key);

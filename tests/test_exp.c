@@ -382,6 +382,36 @@ START_TEST(test_pinned_hash)
 }
 END_TEST
 
+/* Files named by a spec are relative to its folder: models, target files, .h5 datasets. */
+START_TEST(test_spec_relative_paths)
+{
+    char dir[512], path[700], cmd[1600];
+    qs_test_path(dir, sizeof dir, "specdir");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/t' && cp '%s' '%s/m.h5' && cp '%s' '%s/t/mine.yaml'", dir, dir,
+             MODEL, dir, QS_TEST_SRCDIR "/../hwmodels/targets/bitfusion.yaml", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("models: [m.h5]\ncalibration: {data: cal.h5}\ntargets: [t/mine.yaml, asic-45nm]\n", f);
+    fclose(f);
+    qs_exp_spec_t *s = NULL;
+    ck_assert_msg(qs_exp_spec_load(path, &s) == QS_OK, "%s", qs_last_error());
+    char want[800];
+    snprintf(want, sizeof want, "%s/m.h5", dir);
+    ck_assert_str_eq(s->model[0], want);
+    snprintf(want, sizeof want, "%s/cal.h5", dir);
+    ck_assert_str_eq(s->calib_data, want);
+    ck_assert_str_eq(s->eval_data, "fmnist:test"); /* a name, not a file */
+    snprintf(want, sizeof want, "%s/t/mine.yaml", dir);
+    ck_assert_str_eq(s->block[0].axis[0].value[0], want);
+    ck_assert_str_eq(s->block[0].axis[0].value[1], "asic-45nm"); /* a shipped name */
+    qs_exp_spec_free(s);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_repeat_points)
 {
     qs_exp_spec_t *s = parse_ok("models: [" MODEL "]\nrepeats: 3\naxes: {w_bits: [4]}\n");
@@ -462,6 +492,7 @@ static Suite *exp_suite(void)
     tcase_add_test(tc, test_skipped_reason);
     tcase_add_test(tc, test_stable_hashes);
     tcase_add_test(tc, test_pinned_hash);
+    tcase_add_test(tc, test_spec_relative_paths);
     tcase_add_test(tc, test_repeat_points);
     tcase_add_test(tc, test_evalset_equal);
     suite_add_tcase(s, tc);
