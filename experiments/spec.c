@@ -5,6 +5,7 @@
 #include "experiments/exp_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,10 +88,19 @@ static int push(void *arr, int *n, size_t size, const char *v, const ctx_t *c, c
  * (models, target files, .h5 datasets alike). */
 static void spec_path(const ctx_t *c, const char *v, char *out, size_t n)
 {
+    char joined[2200], real[PATH_MAX];
     if (v[0] == '/' || !c->dir[0])
-        snprintf(out, n, "%s", v);
+        snprintf(joined, sizeof joined, "%s", v);
     else
-        snprintf(out, n, "%s/%s", c->dir, v);
+        snprintf(joined, sizeof joined, "%s/%s", c->dir, v);
+    /* the absolute path of a file that exists: the same file gives the same run hash
+     * however the spec was named on the command line */
+    const char *src = realpath(joined, real) ? real : joined;
+    size_t len = strlen(src);
+    if (len >= n) /* the callers check the length of what they keep */
+        len = n - 1;
+    memcpy(out, src, len);
+    out[len] = '\0';
 }
 
 static bool ends_with(const char *s, const char *suffix)
