@@ -221,8 +221,36 @@ char *qs_acc_str(const qs_acc_t *a, char *buf, size_t n);
 /* The width-W register: acc + t under the overflow rule (exact: no limit).
  * *overflowed (may be NULL) is set when the exact sum left the range. */
 int64_t qs_acc_add(int64_t acc, int64_t t, int bits, qs_acc_overflow_t ov, bool *overflowed);
-/* v rounded to ExMy (nearest-even; overflow to ±Inf). */
+/* v rounded to the IEEE-like ExMy (nearest-even; overflow to ±Inf): qs_mf_round on QS_MF_IEEE. */
 double qs_minifloat_round(double v, int exp_bits, int man_bits);
+
+/* ---- minifloats (quant/minifloat.c, docs/arithmetic.md "Minifloats") ---- */
+
+typedef enum {
+    QS_MF_IEEE = 0, /* all-ones exponent: Inf and NaN */
+    QS_MF_OCP_FN,   /* OCP FP8 E4M3: no Inf, one NaN pattern (S.1111.111) */
+    QS_MF_FNUZ,     /* no Inf, no -0, NaN = 1.0…0, bias 2^(E-1) */
+    QS_MF_FINITE,   /* OCP FP6/FP4: no Inf, no NaN */
+} qs_mf_conv_t;
+typedef enum { QS_MF_NEAREST_EVEN = 0, QS_MF_TOWARD_ZERO, QS_MF_STOCHASTIC } qs_mf_round_t;
+typedef struct {
+    char name[24];          /* the named format, "" for a bare ExMy */
+    int exp_bits, man_bits, bits, bias, emin;
+    qs_mf_conv_t conv;
+    double max;             /* largest finite magnitude */
+    double min_sub;         /* smallest subnormal */
+} qs_mf_t;
+/* E in 1..8, M in 0..23 (IEEE-like needs E >= 2). */
+int qs_mf_init(qs_mf_t *f, int exp_bits, int man_bits, qs_mf_conv_t conv);
+/* fp32, fp16, bf16, fp8-e4m3, fp8-e5m2, fp8-e4m3fnuz, fp8-e5m2fnuz, fp6-e3m2, fp6-e2m3, fp4-e2m1. */
+int qs_mf_named(const char *name, qs_mf_t *f);
+double qs_mf_decode(const qs_mf_t *f, uint32_t code);
+/* x as a code: rounded (u in [0, 1) draws stochastic rounding), overflow
+ * saturating or by the format's rule; *overflowed (may be NULL) says
+ * whether the rounded magnitude exceeded the largest finite value. */
+uint32_t qs_mf_encode(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, bool saturate, bool *overflowed);
+double qs_mf_round(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, bool saturate);
+uint32_t qs_mf_nan(const qs_mf_t *f); /* the format's NaN code (0 for finite-only formats) */
 
 /* What one dot product did. */
 typedef struct {
