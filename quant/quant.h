@@ -252,6 +252,21 @@ uint32_t qs_mf_encode(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, 
 double qs_mf_round(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, bool saturate);
 uint32_t qs_mf_nan(const qs_mf_t *f); /* the format's NaN code (0 for finite-only formats) */
 
+/* ---- least-squares sign-basis grids (quant/lsq.c) ---- */
+
+typedef enum { QS_LSQ_1 = 0, QS_LSQ_GF, QS_LSQ_2, QS_LSQ_T } qs_lsq_kind_t; /* ls-1, gf-k, ls-2, ls-t */
+#define QS_LSQ_MAX_BASIS 8
+typedef struct {
+    qs_lsq_kind_t kind;
+    int nbasis;
+    double v[QS_LSQ_MAX_BASIS]; /* ls-1/gf-k: the scales of the sign bases; ls-2: v1 >= v2 >= 0
+                                 * (levels ±(v1 ± v2)); ls-t: v (levels 0, ±v) */
+} qs_lsq_grid_t;
+/* The least-squares grid of kind (k: rounds of gf-k) for x[0..n), one slice. */
+int qs_lsq_fit(qs_lsq_kind_t kind, int k, const float *x, int64_t n, qs_lsq_grid_t *g);
+double qs_lsq_quantize(const qs_lsq_grid_t *g, double x); /* the nearest level (ties: the smaller magnitude) */
+double qs_lsq_mse(const qs_lsq_grid_t *g, const float *x, int64_t n);
+
 /* What one dot product did. */
 typedef struct {
     int64_t value;        /* the accumulator (float accumulators: their integral value, ±Inf as
