@@ -118,23 +118,7 @@ static const char *count(double v, char *buf, size_t n)
     return buf;
 }
 
-/* CSV cell: quoted when it holds a comma, quote or newline */
-static void csv_str(FILE *out, const char *s)
-{
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
-/* n text cells, each through csv_str, separated by commas */
+/* n text cells, each through qs_res_csv_cell, separated by commas */
 static void csv_cells(FILE *out, int n, ...)
 {
     va_list ap;
@@ -142,7 +126,7 @@ static void csv_cells(FILE *out, int n, ...)
     for (int i = 0; i < n; i++) {
         if (i)
             fputc(',', out);
-        csv_str(out, va_arg(ap, const char *));
+        qs_res_csv_cell(out, va_arg(ap, const char *));
     }
     va_end(ap);
 }
@@ -442,7 +426,7 @@ static void csv_row(const qs_hw_target_t *t, const char *layer, const char *op, 
         snprintf(lb + strlen(lb), sizeof lb - strlen(lb), "%s%s=%.17g", k ? ";" : "", t->level[k].name, bytes[k]);
     csv_cells(stdout, 6, t->name, layer, op, unit_name(t, unit), wf, xf);
     printf(",%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,", macs, ops, mac_j, e, ce, me, se, lat);
-    csv_str(stdout, bound);
+    qs_res_csv_cell(stdout, bound);
     printf(",%.17g,%.17g,%.17g,", mb, onchip_bytes(t, bytes), offchip_bytes(t, bytes));
     csv_cells(stdout, 3, lb, verdict, reason);
     putchar('\n');
@@ -793,7 +777,7 @@ static int show_target(const qs_hw_target_t *t, bool csv, bool json)
         if (csv) {
             csv_cells(stdout, 5, t->name, u->name, f1, f2, u->rate == QS_HW_RATE_BITBRICK ? "bitbrick" : "fixed");
             printf(",%.17g,%.17g,", u->macs_per_cycle, e);
-            csv_str(stdout, u->acc);
+            qs_res_csv_cell(stdout, u->acc);
             printf(",%s\n", u->optional ? "true" : "false");
         } else if (json) {
             qs_json_t j;
@@ -881,13 +865,13 @@ int qs_cmd_targets(int argc, char **argv)
         if (csv) {
             csv_cells(stdout, 2, t[i]->name, t[i]->kind);
             printf(",%g,%.17g,", t[i]->node_nm, t[i]->clock_hz);
-            csv_str(stdout, units);
+            qs_res_csv_cell(stdout, units);
             putchar(',');
-            csv_str(stdout, levels);
+            qs_res_csv_cell(stdout, levels);
             putchar(',');
-            csv_str(stdout, t[i]->path);
+            qs_res_csv_cell(stdout, t[i]->path);
             putchar(',');
-            csv_str(stdout, t[i]->description);
+            qs_res_csv_cell(stdout, t[i]->description);
             putchar('\n');
         } else if (json) {
             qs_json_t j;

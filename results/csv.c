@@ -25,6 +25,8 @@ static void put_cell(FILE *out, const char *s, bool force_quotes)
     fputc('"', out);
 }
 
+void qs_res_csv_cell(FILE *out, const char *s) { put_cell(out, s ? s : "", false); }
+
 int qs_res_csv_write(FILE *out, const qs_res_table_t *t)
 {
     if (!out || !t)

@@ -104,6 +104,9 @@ int qs_res_open(const char *path, qs_res_table_t **runs, qs_res_table_t **layers
 /* RFC 4180: a header row, then the rows; a cell with a comma, quote or line
  * break is quoted (quotes doubled); a missing cell is empty. */
 int qs_res_csv_write(FILE *out, const qs_res_table_t *t);
+/* One cell as qs_res_csv_write writes it (quoted when it holds a comma, a
+ * quote or a line break), for programs that write CSV rows themselves. */
+void qs_res_csv_cell(FILE *out, const char *s);
 /* Reads what qs_res_csv_write writes (empty cells become missing). */
 int qs_res_csv_read(const char *path, qs_res_table_t **out);
 
