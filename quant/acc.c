@@ -197,19 +197,10 @@ int64_t qs_acc_add(int64_t acc, int64_t t, int bits, qs_acc_overflow_t ov, bool 
 
 double qs_minifloat_round(double v, int e, int m)
 {
-    if (v == 0.0 || !isfinite(v))
-        return v;
-    int bias = (1 << (e - 1)) - 1;
-    int emin = 1 - bias, emax = bias; /* the all-ones exponent is Inf/NaN */
-    int ex;
-    frexp(v, &ex); /* |v| in [2^(ex-1), 2^ex) */
-    int k = ex - 1 < emin ? emin : ex - 1;
-    double q = ldexp(1.0, k - m); /* the quantum at v's binade */
-    double r = nearbyint(v / q) * q; /* exact scaling; nearbyint rounds ties to even */
-    double max = ldexp(2.0 - ldexp(1.0, -m), emax);
-    if (fabs(r) > max)
-        return copysign(INFINITY, v);
-    return r;
+    qs_mf_t f;
+    if (qs_mf_init(&f, e, m, QS_MF_IEEE) < 0) /* the accumulator grammar keeps E, M in range */
+        return NAN;
+    return qs_mf_round(&f, v, QS_MF_NEAREST_EVEN, 0.0, false);
 }
 
 int qs_acc_bits_for(int64_t m)

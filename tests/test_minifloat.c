@@ -162,8 +162,9 @@ START_TEST(test_stochastic)
 }
 END_TEST
 
-/* fp32 against the machine's double -> float conversion (round to nearest even, overflow to Inf,
- * subnormals); fp16 and the generic IEEE ExMy against qs_minifloat_round (the accumulators' rounding). */
+/* fp32 against the machine's double -> float conversion and fp16 against its double -> _Float16
+ * conversion (round to nearest even, overflow to Inf, subnormals); bf16 against the integer
+ * round-to-nearest-even of a float's top 16 bits. */
 START_TEST(test_against_hardware)
 {
     qs_mf_t f32 = fmt("fp32"), f16 = fmt("fp16"), b16 = fmt("bf16");
@@ -177,10 +178,19 @@ START_TEST(test_against_hardware)
         memcpy(&bits, &h, 4);
         if (isfinite(h))
             REQUIRE_MSG(qs_mf_encode(&f32, x, QS_MF_NEAREST_EVEN, 0, false, NULL) == bits, "fp32 code of %.17g", x);
-        double y = ldexp(u + 0.5, (int)(s * 40) - 26);
-        REQUIRE(qs_mf_round(&f16, y, QS_MF_NEAREST_EVEN, 0, false) == qs_minifloat_round(y, 5, 10));
-        double z = ldexp(u + 0.5, (int)(s * 270) - 135);
-        REQUIRE(qs_mf_round(&b16, z, QS_MF_NEAREST_EVEN, 0, false) == qs_minifloat_round(z, 8, 7));
+        double y = ldexp(u + 0.5, (int)(s * 44) - 28) * (i & 2 ? -1 : 1);
+        _Float16 yh = (_Float16)y;
+        double ry = qs_mf_round(&f16, y, QS_MF_NEAREST_EVEN, 0, false);
+        REQUIRE_MSG(ry == (double)yh || (isinf(ry) && isinf((double)yh)), "fp16: %.17g -> %.17g, hardware %.17g", y,
+                    ry, (double)yh);
+        REQUIRE(qs_minifloat_round(y, 5, 10) == ry || (isinf(ry) && isinf(qs_minifloat_round(y, 5, 10))));
+        float z = (float)ldexp(u + 0.5, (int)(s * 250) - 125);
+        uint32_t zb;
+        memcpy(&zb, &z, 4);
+        zb = (zb + 0x7fffu + ((zb >> 16) & 1u)) & 0xffff0000u; /* finite, far from overflow */
+        float zr;
+        memcpy(&zr, &zb, 4);
+        REQUIRE_MSG(qs_mf_round(&b16, z, QS_MF_NEAREST_EVEN, 0, false) == (double)zr, "bf16: %.9g", z);
     }
 }
 END_TEST
