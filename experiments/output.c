@@ -2,6 +2,7 @@
  * the journal: results.h5, rebuilt from the journal in plan order (so the
  * rows do not depend on which thread finished first), with the statistics
  * over repeats and the provenance; and the spec's figures, drawn from it. */
+#define _GNU_SOURCE /* qsort_r */
 #include "config.h"
 
 #include "experiments/exp_internal.h"
@@ -101,6 +102,36 @@ static void provenance(const qs_exp_spec_t *s, const qs_exp_plan_t *p, int jobs,
     qs_res_record_set(prov, "jobs", buf);
 }
 
+typedef struct {
+    const qs_res_table_t *t;
+    int col;
+} sort_ctx_t;
+
+static int by_run_hash(const void *a, const void *b, void *ctx)
+{
+    const sort_ctx_t *c = ctx;
+    const char *x = qs_res_table_get(c->t, *(const int *)a, c->col), *y = qs_res_table_get(c->t, *(const int *)b, c->col);
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+/* The journal row of hash h, by binary search over by_hash; -1 if absent. */
+static int find_run(const qs_res_table_t *t, int col, const int *by_hash, int n, const char *h)
+{
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        const char *v = qs_res_table_get(t, by_hash[mid], col);
+        int c = strcmp(v ? v : "", h);
+        if (c == 0)
+            return by_hash[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
 int qs_exp_rebuild_plan(const qs_exp_spec_t *s, const char *out, const qs_exp_plan_t *p, int jobs)
 {
     char jpath[1100], hpath[1100];
@@ -111,25 +142,41 @@ int qs_exp_rebuild_plan(const qs_exp_spec_t *s, const char *out, const qs_exp_pl
     qs_res_record_init(&prov);
     int rc = runs && layers ? qs_res_journal_read(jpath, &jr, &jl) : qs_error(QS_ERR_NOMEM, "out of memory");
     int jrun = jr ? qs_res_table_col(jr, "run") : -1, lrun = jl ? qs_res_table_col(jl, "run") : -1;
+    const int nj = jr && jrun >= 0 ? jr->nrows : 0;
+    /* the journal's runs sorted by hash, and each one's layer rows: the reader gives a run's
+     * layers together, in the order of the runs, so one pass finds every range */
+    int *by_hash = malloc(((size_t)nj + 1) * sizeof *by_hash), *lfirst = malloc(((size_t)nj + 1) * sizeof *lfirst),
+        *lend = malloc(((size_t)nj + 1) * sizeof *lend);
+    if (rc >= 0 && (!by_hash || !lfirst || !lend))
+        rc = qs_error(QS_ERR_NOMEM, "out of memory");
+    for (int r = 0, l = 0; rc >= 0 && r < nj; r++) {
+        by_hash[r] = r;
+        const char *h = qs_res_table_get(jr, r, jrun);
+        lfirst[r] = l;
+        while (jl && lrun >= 0 && l < jl->nrows && h && strcmp(qs_res_table_get(jl, l, lrun), h) == 0)
+            l++;
+        lend[r] = l;
+    }
+    if (rc >= 0) {
+        sort_ctx_t sc = {jr, jrun};
+        qsort_r(by_hash, (size_t)nj, sizeof *by_hash, by_run_hash, &sc);
+    }
     /* the journal may hold runs of an earlier version of the spec: the store holds this plan's */
     for (int i = 0; rc >= 0 && i < p->nruns; i++) {
-        const char *h = p->run[i].hash;
+        int r = find_run(jr, jrun, by_hash, nj, p->run[i].hash);
+        if (r < 0)
+            continue;
         /* the sweep as the spec names it now (a run reached by two sweeps is the first's) */
         const char *sweep = p->run[i].block >= 0 ? s->block[p->run[i].block].name : "baseline";
-        for (int r = 0; jrun >= 0 && r < jr->nrows; r++) {
-            const char *v = qs_res_table_get(jr, r, jrun);
-            if (v && strcmp(v, h) == 0) {
-                if ((rc = copy_row(jr, r, runs)) >= 0)
-                    rc = qs_res_table_set(runs, rc, "sweep", sweep);
-                break;
-            }
-        }
-        for (int r = 0; rc >= 0 && lrun >= 0 && r < jl->nrows; r++) {
-            const char *v = qs_res_table_get(jl, r, lrun);
-            if (v && strcmp(v, h) == 0 && (rc = copy_row(jl, r, layers)) >= 0)
+        if ((rc = copy_row(jr, r, runs)) >= 0)
+            rc = qs_res_table_set(runs, rc, "sweep", sweep);
+        for (int l = lfirst[r]; rc >= 0 && l < lend[r]; l++)
+            if ((rc = copy_row(jl, l, layers)) >= 0)
                 rc = qs_res_table_set(layers, rc, "sweep", sweep);
-        }
     }
+    free(by_hash);
+    free(lfirst);
+    free(lend);
     if (rc >= 0 && s->repeats > 1)
         rc = add_repeat_stats(runs);
     if (rc >= 0) {

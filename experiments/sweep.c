@@ -733,6 +733,8 @@ static int make_groups(sweep_t *w, const bool *todo)
     return QS_OK;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 /* The runs of the journal that need not run again: all but those that
  * failed (an error may be fixed by then: a target file, a missing model). */
 static int finished_runs(const char *jpath, char ***out, int *n)
@@ -807,10 +809,11 @@ int qs_exp_sweep(const qs_exp_spec_t *s, const qs_exp_sweep_opts_t *opts, qs_exp
     }
     for (int i = 0; i < s->nlayers; i++)
         ((const char **)w.layers)[i] = s->layer[i];
+    if (ndone > 1)
+        qsort(done, (size_t)ndone, sizeof *done, cmp_str);
     for (int i = 0; i < w.plan->nruns; i++) {
-        todo[i] = true;
-        for (int j = 0; j < ndone && todo[i]; j++)
-            todo[i] = strcmp(done[j], w.plan->run[i].hash) != 0;
+        const char *h = w.plan->run[i].hash;
+        todo[i] = !done || !bsearch(&h, done, (size_t)ndone, sizeof *done, cmp_str);
         w.total += todo[i];
     }
     rep->resumed = w.plan->nruns - w.total;
