@@ -196,3 +196,11 @@ double qs_mf_round(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, boo
 {
     return qs_mf_decode(f, qs_mf_encode(f, x, mode, u, saturate, NULL));
 }
+
+const char *qs_mf_name_of(int exp_bits, int man_bits, qs_mf_conv_t conv)
+{
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        if (named[i].e == exp_bits && named[i].m == man_bits && named[i].conv == conv)
+            return named[i].name;
+    return NULL;
+}

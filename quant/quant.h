@@ -55,9 +55,57 @@ double qs_round_stoch(double v, uint32_t r, int rbits);
  * qs_rng_u32(seed, stream, index). */
 double qs_round(const qs_rounding_t *r, double v, uint64_t index);
 
+/* ---- minifloats (quant/minifloat.c, docs/arithmetic.md "Minifloats") ---- */
+
+typedef enum {
+    QS_MF_IEEE = 0, /* all-ones exponent: Inf and NaN */
+    QS_MF_OCP_FN,   /* OCP FP8 E4M3: no Inf, one NaN pattern (S.1111.111) */
+    QS_MF_FNUZ,     /* no Inf, no -0, NaN = 1.0…0, bias 2^(E-1) */
+    QS_MF_FINITE,   /* OCP FP6/FP4: no Inf, no NaN */
+} qs_mf_conv_t;
+typedef enum { QS_MF_NEAREST_EVEN = 0, QS_MF_TOWARD_ZERO, QS_MF_STOCHASTIC } qs_mf_round_t;
+typedef struct {
+    char name[24];          /* the named format, "" for a bare ExMy */
+    int exp_bits, man_bits, bits, bias, emin;
+    qs_mf_conv_t conv;
+    double max;             /* largest finite magnitude */
+    double min_sub;         /* smallest subnormal */
+} qs_mf_t;
+/* E in 1..8, M in 0..23 (IEEE-like needs E >= 2). */
+int qs_mf_init(qs_mf_t *f, int exp_bits, int man_bits, qs_mf_conv_t conv);
+/* fp32, fp16, bf16, fp8-e4m3, fp8-e5m2, fp8-e4m3fnuz, fp8-e5m2fnuz, fp6-e3m2, fp6-e2m3, fp4-e2m1. */
+int qs_mf_named(const char *name, qs_mf_t *f);
+double qs_mf_decode(const qs_mf_t *f, uint32_t code);
+/* x as a code: rounded (u in [0, 1) draws stochastic rounding), overflow
+ * saturating or by the format's rule; *overflowed (may be NULL) says
+ * whether the rounded magnitude exceeded the largest finite value. */
+uint32_t qs_mf_encode(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, bool saturate, bool *overflowed);
+double qs_mf_round(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, bool saturate);
+uint32_t qs_mf_nan(const qs_mf_t *f); /* the format's NaN code (0 for finite-only formats) */
+
 /* ---- the quantizer ----------------------------------------------------------- */
 
-typedef enum { QS_GRID_UNIFORM = 0, QS_GRID_COUNT } qs_grid_t;
+/* Grid families (docs/arithmetic.md, "Grids"; docs/spec.md, "grid"). */
+typedef enum {
+    QS_GRID_UNIFORM = 0, /* integer affine grid */
+    QS_GRID_LS1,         /* ls-1: least-squares binary, v·sign(x) */
+    QS_GRID_LS2,         /* ls-2: optimal 2-bit sign basis ±(v1 ± v2) */
+    QS_GRID_LST,         /* ls-t: optimal ternary {−v, 0, v} */
+    QS_GRID_GF,          /* gf-k: k greedy sign bases */
+    QS_GRID_POT,         /* pot: α·{0, ±2^−j} */
+    QS_GRID_APOT,        /* apot: additive powers of two (Li et al. 2020) */
+    QS_GRID_KMEANS,      /* kmeans: 2^b levels, optimal 1-D k-means */
+    QS_GRID_LLOYD,       /* lloyd: 2^b levels by Lloyd-Max iterations */
+    QS_GRID_FLOAT,       /* a minifloat ExMy behind a per-slice scale */
+    QS_GRID_MX,          /* OCP Microscaling float elements, E8M0 block scale */
+    QS_GRID_NVFP4,       /* E2M1 elements, E4M3 block scale, float32 tensor scale */
+    QS_GRID_BFP,         /* block floating point: signed integer elements, shared exponent (mxint8) */
+    QS_GRID_COUNT
+} qs_grid_t;
+
+/* How a block's shared scale is chosen: the OCP MX rule, 2^(floor(log2 amax) − emax)
+ * (may clip the block maximum), or the smallest scale that never clips it. */
+typedef enum { QS_BLOCK_FLOOR = 0, QS_BLOCK_UP } qs_block_rule_t;
 
 typedef enum {
     QS_SCHEME_SYMMETRIC = 0,    /* z = 0, q in [-2^(b-1), 2^(b-1)-1] */
@@ -91,8 +139,10 @@ typedef struct {
     qs_aciq_dist_t dist; /* aciq */
 } qs_range_t;
 
-typedef enum { QS_OVERFLOW_SATURATE = 0, QS_OVERFLOW_WRAP } qs_overflow_t;
-typedef enum { QS_SCALE_FLOAT = 0, QS_SCALE_POW2, QS_SCALE_FP16, QS_SCALE_BF16, QS_SCALE_E8M0, QS_SCALE_COUNT } qs_scale_type_t;
+/* format: float grids only, the format's own overflow (Inf, NaN or saturation, see qs_mf_encode). */
+typedef enum { QS_OVERFLOW_SATURATE = 0, QS_OVERFLOW_WRAP, QS_OVERFLOW_FORMAT } qs_overflow_t;
+typedef enum { QS_SCALE_FLOAT = 0, QS_SCALE_POW2, QS_SCALE_FP16, QS_SCALE_BF16, QS_SCALE_E8M0, QS_SCALE_NONE, QS_SCALE_COUNT } qs_scale_type_t;
+/* none: the scale is 1 (a plain cast for float grids). */
 typedef enum { QS_DIV_DIVIDE = 0, QS_DIV_RECIPROCAL } qs_div_t;
 
 typedef struct {
@@ -105,6 +155,13 @@ typedef struct {
     qs_overflow_t overflow;
     qs_scale_type_t scale_type;
     qs_div_t div;
+    /* grid parameters, set by the grid name (zero for uniform) */
+    int grid_k;             /* gf-k: rounds; bfp: shared-exponent bits */
+    int fexp, fman;         /* float, mx, nvfp4: the element format ExMy */
+    qs_mf_conv_t fconv;
+    int64_t block;          /* block grids: elements per block */
+    int block_axis;         /* block grids: the axis blocks run along (negative counts from the end) */
+    qs_block_rule_t block_rule;
 } qs_quantizer_t;
 
 /* grid=uniform, bits=8, scheme=symmetric, gran=tensor, range=minmax,
@@ -129,8 +186,10 @@ const char *const *qs_quantizer_keys(void);
  * of groups ceil(len / G); parameters are stored row-major in that shape. */
 typedef struct {
     int64_t count;
-    float *scale;
+    float *scale;       /* codebook grids: the grid's scale (α, v, v1); nvfp4: the float32 tensor scale */
     int32_t *zero_point;
+    int nlevels;        /* codebook grids: levels per slice (0 otherwise) */
+    float *levels;      /* [count][nlevels], ascending: the code of a value is its level's index */
     int ndim;
     int64_t shape[QS_MAX_DIMS];
 } qs_qparams_t;
@@ -224,34 +283,6 @@ int64_t qs_acc_add(int64_t acc, int64_t t, int bits, qs_acc_overflow_t ov, bool 
 /* v rounded to the IEEE-like ExMy (nearest-even; overflow to ±Inf): qs_mf_round on QS_MF_IEEE. */
 double qs_minifloat_round(double v, int exp_bits, int man_bits);
 
-/* ---- minifloats (quant/minifloat.c, docs/arithmetic.md "Minifloats") ---- */
-
-typedef enum {
-    QS_MF_IEEE = 0, /* all-ones exponent: Inf and NaN */
-    QS_MF_OCP_FN,   /* OCP FP8 E4M3: no Inf, one NaN pattern (S.1111.111) */
-    QS_MF_FNUZ,     /* no Inf, no -0, NaN = 1.0…0, bias 2^(E-1) */
-    QS_MF_FINITE,   /* OCP FP6/FP4: no Inf, no NaN */
-} qs_mf_conv_t;
-typedef enum { QS_MF_NEAREST_EVEN = 0, QS_MF_TOWARD_ZERO, QS_MF_STOCHASTIC } qs_mf_round_t;
-typedef struct {
-    char name[24];          /* the named format, "" for a bare ExMy */
-    int exp_bits, man_bits, bits, bias, emin;
-    qs_mf_conv_t conv;
-    double max;             /* largest finite magnitude */
-    double min_sub;         /* smallest subnormal */
-} qs_mf_t;
-/* E in 1..8, M in 0..23 (IEEE-like needs E >= 2). */
-int qs_mf_init(qs_mf_t *f, int exp_bits, int man_bits, qs_mf_conv_t conv);
-/* fp32, fp16, bf16, fp8-e4m3, fp8-e5m2, fp8-e4m3fnuz, fp8-e5m2fnuz, fp6-e3m2, fp6-e2m3, fp4-e2m1. */
-int qs_mf_named(const char *name, qs_mf_t *f);
-double qs_mf_decode(const qs_mf_t *f, uint32_t code);
-/* x as a code: rounded (u in [0, 1) draws stochastic rounding), overflow
- * saturating or by the format's rule; *overflowed (may be NULL) says
- * whether the rounded magnitude exceeded the largest finite value. */
-uint32_t qs_mf_encode(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, bool saturate, bool *overflowed);
-double qs_mf_round(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, bool saturate);
-uint32_t qs_mf_nan(const qs_mf_t *f); /* the format's NaN code (0 for finite-only formats) */
-
 /* ---- least-squares sign-basis grids (quant/lsq.c) ---- */
 
 typedef enum { QS_LSQ_1 = 0, QS_LSQ_GF, QS_LSQ_2, QS_LSQ_T } qs_lsq_kind_t; /* ls-1, gf-k, ls-2, ls-t */
@@ -266,6 +297,40 @@ typedef struct {
 int qs_lsq_fit(qs_lsq_kind_t kind, int k, const float *x, int64_t n, qs_lsq_grid_t *g);
 double qs_lsq_quantize(const qs_lsq_grid_t *g, double x); /* the nearest level (ties: the smaller magnitude) */
 double qs_lsq_mse(const qs_lsq_grid_t *g, const float *x, int64_t n);
+
+/* ---- grids (quant/grid.c, quant/codebook.c, quant/nonuniform.c; docs/arithmetic.md "Grids") ---- */
+
+/* Levels per slice of a codebook grid (ls-*, gf-k, pot, apot, kmeans, lloyd), 0 for the others. */
+int qs_grid_levels(const qs_quantizer_t *q);
+bool qs_grid_is_codebook(qs_grid_t g);
+bool qs_grid_is_block(qs_grid_t g);
+bool qs_grid_is_float(qs_grid_t g); /* float, mx, nvfp4 */
+/* Whether bits is the user's choice (uniform, pot, apot, kmeans, lloyd, bfp) or the grid's own. */
+bool qs_grid_takes_bits(qs_grid_t g);
+/* The grid's name as the spec writes it ("uniform", "ls-2", "gf-3", "fp8-e4m3", "e3m4", "mxfp4", "bfp-8", ...). */
+char *qs_grid_name(const qs_quantizer_t *q, char *buf, size_t n);
+/* Bits of side information per element for data of `elements` values in
+ * `slices` slices: scales and zero points (32 bits each unless a block
+ * scale), level tables, block scales and the nvfp4 tensor scale. */
+double qs_grid_overhead_bits(const qs_quantizer_t *q, int64_t elements, int64_t slices);
+/* NULL if the integer engine executes q's weights (uniform, ls-1, ls-t),
+ * else why it cannot. */
+const char *qs_grid_int_reason(const qs_quantizer_t *q);
+/* pot and apot: the unit levels (ascending, largest 1) for `bits` bits, signed
+ * (one sign bit) or unsigned; returns their count, or an error below 0. */
+int qs_log_levels(qs_grid_t g, int bits, bool is_unsigned, double *lv, int max);
+/* The index of the level of sorted levels[0..m) nearest to x; exactly between
+ * two levels, the smaller magnitude (the positive one when equal). NaN: the level nearest 0. */
+int qs_codebook_index(const float *levels, int m, float x);
+/* Optimal 1-D k-means of x[0..n) into k levels (exact dynamic programming
+ * over the distinct values, divide and conquer: O(k·m·log m) for m distinct
+ * values); levels ascending, repeated at the top when fewer than k values are distinct. */
+int qs_kmeans_fit(const float *x, int64_t n, int k, double *levels);
+/* Lloyd-Max iterations from init (NULL: k levels evenly over [min, max]) until
+ * no level moves (at most 1000 rounds); levels ascending. */
+int qs_lloyd_fit(const float *x, int64_t n, int k, const double *init, double *levels);
+/* Σ (x − nearest level)² over x[0..n). */
+double qs_codebook_sse(const double *levels, int k, const float *x, int64_t n);
 
 /* What one dot product did. */
 typedef struct {

@@ -27,10 +27,12 @@ int qs_spec_bad_value(const char *what, const char *key, const char *value, cons
 int qs_qlayout(const qs_quantizer_t *q, int ndim, const int64_t *shape, qs_qlayout_t *out);
 
 /* Statistics of a run, added to (not reset). */
-typedef struct {
+struct qs_hist;
+typedef struct qs_runstats qs_runstats_t;
+struct qs_runstats {
     int64_t clipped, nonfinite;
     double sse, signal, max_abs_err;
-} qs_runstats_t;
+};
 
 /* The kernel: quantizes n contiguous values x[0..n) with one (scale, zp).
  * Writes codes and/or y (either may be NULL; y may alias x). index0 is the
@@ -42,6 +44,30 @@ void qs_quant_run(const qs_quantizer_t *q, float scale, int32_t zp, const float 
  * included (what the mse range setter minimises). */
 double qs_quant_sse(const qs_quantizer_t *q, float scale, int32_t zp, const float *x, int64_t n);
 
+
+/* ==== grids (quant/grid.c, quant/nonuniform.c) ==== */
+
+/* The named minifloat with these parameters ("fp8-e4m3"), or NULL. */
+const char *qs_mf_name_of(int exp_bits, int man_bits, qs_mf_conv_t conv);
+/* The element format of a float, mx or nvfp4 grid. */
+int qs_grid_format(const qs_quantizer_t *q, qs_mf_t *f);
+/* Reads a grid name into q (grid, its parameters, fixed bits, default block). */
+int qs_grid_parse(qs_quantizer_t *q, const char *value, const char *what);
+/* The block key: SIZE, AXIS:SIZE or AXIS:SIZE:RULE. */
+int qs_block_parse(qs_quantizer_t *q, const char *value, const char *what);
+/* The non-uniform part of qs_quantizer_validate. */
+int qs_grid_validate(const qs_quantizer_t *q);
+/* Whether an observer of q keeps the values (fitted grids and range=mse). */
+bool qs_grid_wants_store(const qs_quantizer_t *q);
+/* One slice's parameters: the scale and (codebook grids) its nlevels levels, from the
+ * slice's values (x[0..n), when kept), extremes and histogram (percentile, or NULL). */
+int qs_grid_fit_slice(const qs_quantizer_t *q, const float *x, int64_t n, double mn, double mx,
+                      const struct qs_hist *h, float *scale, float *levels);
+
+/* qs_quantize and qs_dequantize of the non-uniform grids (checked arguments; codes, y may be NULL). */
+int qs_grid_quantize(const qs_quantizer_t *q, const qs_qparams_t *p, const qs_tensor_t *x, int32_t *codes,
+                     float *y, qs_runstats_t *st);
+int qs_grid_dequantize(const qs_quantizer_t *q, const qs_qparams_t *p, const qs_tensor_t *codes, float *y);
 
 /* ==== range setting internals (quant/range.c, quant/histogram.c) ==========
  * Appended by the range-setting part; the definitions are in
@@ -60,7 +86,7 @@ typedef enum {
 /* One slice's histogram. The range is set by the first values added and
  * doubles (merging pairs of bins, exact for counts) when later values fall
  * beyond it. */
-typedef struct {
+typedef struct qs_hist {
     qs_hist_kind_t kind;
     double lo;     /* lower edge of bin 0 (0 unless signed) */
     double width;  /* bin width; 0 while every value seen equals lo */

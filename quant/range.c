@@ -326,6 +326,8 @@ static bool wants_hist(const qs_quantizer_t *q)
 
 static bool wants_store(const qs_quantizer_t *q)
 {
+    if (q->grid != QS_GRID_UNIFORM)
+        return qs_grid_wants_store(q);
     return q->range.method == QS_RANGE_MSE || (q->range.method == QS_RANGE_ACIQ && q->range.dist == QS_ACIQ_LAPLACE);
 }
 
@@ -625,6 +627,19 @@ static int finish_slices(void *ctx, int64_t begin, int64_t end, int thread)
 {
     (void)thread;
     finish_job_t *j = ctx;
+    const qs_observer_t *o = j->o;
+    if (o->q.grid != QS_GRID_UNIFORM) {
+        for (int64_t k = begin; k < end; k++) {
+            const slice_stats_t *st = &o->st[k];
+            int rc = qs_grid_fit_slice(&o->q, o->store ? o->store[k].v : NULL, o->store ? o->store[k].len : 0,
+                                       st->count ? st->min : 0, st->count ? st->max : 0,
+                                       o->hist ? &o->hist[k] : NULL, &j->p->scale[k],
+                                       j->p->levels ? j->p->levels + k * j->p->nlevels : NULL);
+            if (rc < 0)
+                return rc;
+        }
+        return QS_OK;
+    }
     for (int64_t k = begin; k < end; k++) {
         double lo, hi;
         int rc = slice_range(j->o, k, j->pool, &lo, &hi);
@@ -640,6 +655,11 @@ static int finish_slices(void *ctx, int64_t begin, int64_t end, int thread)
 static double finish_work(const qs_observer_t *o)
 {
     double w = 0.0;
+    if (o->q.grid != QS_GRID_UNIFORM) {
+        for (int64_t k = 0; o->store && k < o->nslices; k++)
+            w += (double)o->store[k].len * 100.0;
+        return w;
+    }
     switch (o->q.range.method) {
     case QS_RANGE_MSE:
         for (int64_t k = 0; k < o->nslices; k++)

@@ -14,17 +14,16 @@
 
 /* Canonical key order: qs_quantizer_str prints them in this order. */
 static const char *const spec_keys[] = {"grid", "bits", "scheme", "gran", "range",
-                                        "round", "overflow", "scale", "div", NULL};
-enum { K_GRID, K_BITS, K_SCHEME, K_GRAN, K_RANGE, K_ROUND, K_OVERFLOW, K_SCALE, K_DIV };
+                                        "round", "overflow", "scale", "div", "block", NULL};
+enum { K_GRID, K_BITS, K_SCHEME, K_GRAN, K_RANGE, K_ROUND, K_OVERFLOW, K_SCALE, K_DIV, K_BLOCK };
 
 /* One table per enum, indexed by the enum value. */
-static const char *const grid_names[] = {"uniform", NULL};
 static const char *const scheme_names[] = {"symmetric", "symmetric-narrow", "unsigned", "asymmetric",
                                            "asymmetric-signed", NULL};
 static const char *const range_names[] = {"minmax", "percentile", "mse", "sqnr", "kl", "aciq", NULL};
 static const char *const aciq_names[] = {"laplace", "gauss", NULL};
-static const char *const overflow_names[] = {"saturate", "wrap", NULL};
-static const char *const scale_names[] = {"float", "pow2", "fp16", "bf16", "e8m0", NULL};
+static const char *const overflow_names[] = {"saturate", "wrap", "format", NULL};
+static const char *const scale_names[] = {"float", "pow2", "fp16", "bf16", "e8m0", "none", NULL};
 static const char *const div_names[] = {"divide", "reciprocal", NULL};
 /* What a value of gran, range and round may look like, for messages. */
 static const char *const gran_forms[] = {"tensor", "channel", "channel:AXIS", "group:SIZE", "group:AXIS:SIZE", NULL};
@@ -41,7 +40,6 @@ static const char *const range_forms[] = {"minmax", "percentile",  "percentile:P
 _Static_assert(sizeof scheme_names / sizeof *scheme_names == QS_SCHEME_COUNT + 1, "one name per scheme");
 _Static_assert(sizeof range_names / sizeof *range_names == QS_RANGE_COUNT + 1, "one name per range method");
 _Static_assert(sizeof scale_names / sizeof *scale_names == QS_SCALE_COUNT + 1, "one name per scale type");
-_Static_assert(sizeof grid_names / sizeof *grid_names == QS_GRID_COUNT + 1, "one name per grid");
 
 const char *const *qs_quantizer_keys(void) { return spec_keys; }
 
@@ -62,7 +60,7 @@ static void join_names(const char *const *names, char *buf, size_t n)
 
 int qs_spec_bad_value(const char *what, const char *key, const char *value, const char *const *forms)
 {
-    char list[256];
+    char list[640];
     join_names(forms, list, sizeof list);
     return qs_error(QS_ERR_INVALID, "%s: key '%s': unknown value '%s', expected one of: %s", what, key, value, list);
 }
@@ -219,10 +217,9 @@ int qs_quantizer_set(qs_quantizer_t *q, const char *key, const char *value, cons
     int64_t v;
     switch (k) {
     case K_GRID:
-        if ((rc = qs_kv_choice(what, key, value, grid_names, &idx)) < 0)
-            return rc;
-        q->grid = (qs_grid_t)idx;
-        return QS_OK;
+        return qs_grid_parse(q, value, what);
+    case K_BLOCK:
+        return qs_block_parse(q, value, what);
     case K_BITS:
         if ((rc = qs_kv_int(what, key, value, 1, 32, &v)) < 0)
             return rc;
@@ -290,8 +287,16 @@ static const char *key_of_value(const char *word)
     static const struct {
         const char *key;
         const char *const *names;
-    } tables[] = {{"grid", grid_names},         {"scheme", scheme_names}, {"range", range_names},
-                  {"overflow", overflow_names}, {"scale", scale_names},   {"div", div_names}};
+    } tables[] = {{"scheme", scheme_names},     {"range", range_names}, {"overflow", overflow_names},
+                  {"scale", scale_names},       {"div", div_names}};
+    qs_quantizer_t probe;
+    qs_quantizer_default(&probe);
+    qs_error_state_t saved;
+    qs_error_save(&saved);
+    bool is_grid = qs_grid_parse(&probe, word, "") == QS_OK;
+    qs_error_restore(&saved);
+    if (is_grid)
+        return "grid";
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
         for (int i = 0; tables[t].names[i]; i++)
             if (strcmp(word, tables[t].names[i]) == 0)
@@ -342,7 +347,14 @@ int qs_quantizer_parse(const char *spec, const char *what, qs_quantizer_t *q)
     /* Work on a copy: a bad spec leaves *q as it was. */
     qs_quantizer_t t = *q;
     int shorthand = -1, sets_bits = -1;
+    /* the grid first: it sets its own bits and block, which the other keys may then refine */
+    for (int i = 0; i < kv.count; i++)
+        if (!kv.item[i].bare && strcmp(kv.item[i].key, "grid") == 0 &&
+            (rc = qs_quantizer_set(&t, "grid", kv.item[i].value, what)) < 0)
+            return rc;
     for (int i = 0; i < kv.count; i++) {
+        if (!kv.item[i].bare && strcmp(kv.item[i].key, "grid") == 0)
+            continue;
         if (kv.item[i].bare) {
             if ((rc = bare_word(&t, kv.item[i].key, what)) < 0)
                 return rc;
@@ -413,10 +425,15 @@ char *qs_quantizer_str(const qs_quantizer_t *q, char *buf, size_t n)
         snprintf(round, sizeof round, "%s:%" PRIu64 ":%d", rd, q->round.seed, q->round.rbits);
     else
         snprintf(round, sizeof round, "%s", rd);
-    snprintf(buf, n, "grid=%s,bits=%d,scheme=%s,gran=%s,range=%s,round=%s,overflow=%s,scale=%s,div=%s",
-             name_or(grid_names, QS_GRID_COUNT, (int)q->grid), q->bits,
+    char grid[32], block[64] = "";
+    qs_grid_name(q, grid, sizeof grid);
+    if (qs_grid_is_block(q->grid))
+        snprintf(block, sizeof block, ",block=%d:%" PRId64 ":%s", q->block_axis, q->block,
+                 q->block_rule == QS_BLOCK_UP ? "up" : "floor");
+    snprintf(buf, n, "grid=%s,bits=%d,scheme=%s,gran=%s,range=%s,round=%s,overflow=%s,scale=%s,div=%s%s",
+             grid, q->bits,
              name_or(scheme_names, QS_SCHEME_COUNT, (int)q->scheme), gran, range, round,
-             name_or(overflow_names, 2, (int)q->overflow), name_or(scale_names, QS_SCALE_COUNT, (int)q->scale_type),
-             name_or(div_names, 2, (int)q->div));
+             name_or(overflow_names, 3, (int)q->overflow), name_or(scale_names, QS_SCALE_COUNT, (int)q->scale_type),
+             name_or(div_names, 2, (int)q->div), block);
     return buf;
 }

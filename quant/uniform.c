@@ -85,7 +85,9 @@ int qs_quantizer_validate(const qs_quantizer_t *q)
     if (!q)
         return qs_error(QS_ERR_INVALID, "no quantizer given");
     if (q->grid != QS_GRID_UNIFORM)
-        return qs_error(QS_ERR_INVALID, "grid %d: expected uniform", (int)q->grid);
+        return qs_grid_validate(q);
+    if (q->block || q->block_axis || q->block_rule || q->grid_k || q->fexp || q->fman || q->fconv)
+        return qs_error(QS_ERR_INVALID, "grid=uniform takes no grid parameters (key 'block' applies to block grids)");
     if ((int)q->scheme < 0 || q->scheme >= QS_SCHEME_COUNT)
         return qs_error(QS_ERR_INVALID,
                         "scheme %d: expected one of symmetric, symmetric-narrow, unsigned, asymmetric, "
@@ -133,9 +135,10 @@ int qs_quantizer_validate(const qs_quantizer_t *q)
         return qs_error(QS_ERR_INVALID, "round=stochastic with %d random bits: expected 1..32 random bits",
                         q->round.rbits);
     if (q->overflow != QS_OVERFLOW_SATURATE && q->overflow != QS_OVERFLOW_WRAP)
-        return qs_error(QS_ERR_INVALID, "overflow %d: expected saturate or wrap", (int)q->overflow);
+        return qs_error(QS_ERR_INVALID, "overflow %s: expected saturate or wrap (overflow=format applies to float grids)",
+                        q->overflow == QS_OVERFLOW_FORMAT ? "format" : "?");
     if ((int)q->scale_type < 0 || q->scale_type >= QS_SCALE_COUNT)
-        return qs_error(QS_ERR_INVALID, "scale %d: expected one of float, pow2, fp16, bf16, e8m0",
+        return qs_error(QS_ERR_INVALID, "scale %d: expected one of float, pow2, fp16, bf16, e8m0, none",
                         (int)q->scale_type);
     if (q->div != QS_DIV_DIVIDE && q->div != QS_DIV_RECIPROCAL)
         return qs_error(QS_ERR_INVALID, "div %d: expected divide or reciprocal", (int)q->div);
@@ -146,6 +149,12 @@ void qs_quantizer_code_range(const qs_quantizer_t *q, int64_t *qmin, int64_t *qm
 {
     /* tolerate an unvalidated width rather than shifting out of range */
     int b = q->bits < 1 ? 1 : q->bits > 32 ? 32 : q->bits;
+    if (q->grid != QS_GRID_UNIFORM) { /* level indices, format bit patterns, or element | scale << 16 */
+        int nl = qs_grid_levels(q);
+        *qmin = b == 32 && !nl ? INT32_MIN : 0;
+        *qmax = nl ? nl - 1 : qs_grid_is_block(q->grid) ? (1 << 24) - 1 : b == 32 ? INT32_MAX : (INT64_C(1) << b) - 1;
+        return;
+    }
     int64_t half = INT64_C(1) << (b - 1);
     switch (q->scheme) {
     case QS_SCHEME_SYMMETRIC_NARROW:
@@ -269,6 +278,10 @@ int qs_qparams_create(const qs_quantizer_t *q, int ndim, const int64_t *shape, q
     }
     for (size_t i = 0; i < n; i++)
         p->scale[i] = 1.0f;
+    if ((p->nlevels = qs_grid_levels(q)) > 0 && !(p->levels = calloc(n * (size_t)p->nlevels, sizeof *p->levels))) {
+        qs_qparams_free(p);
+        return qs_error(QS_ERR_NOMEM, "out of memory for %" PRId64 " level tables", L.nparams);
+    }
     params_shape(q, ndim, shape, &L, &p->ndim, p->shape);
     *out = p;
     return QS_OK;
@@ -280,6 +293,7 @@ void qs_qparams_free(qs_qparams_t *p)
         return;
     free(p->scale);
     free(p->zero_point);
+    free(p->levels);
     free(p);
 }
 
@@ -332,6 +346,7 @@ float qs_scale_constrain(qs_scale_type_t t, double s)
         double r = round_to_format(s, 7, -126);
         return r == 0.0 ? 0x1p-133f : (float)r; /* (float) of a value above the bf16 max is +inf */
     }
+    case QS_SCALE_NONE: return 1.0f;
     case QS_SCALE_FLOAT:
     default:
         return (float)s;
@@ -1040,6 +1055,12 @@ static int check_params(const qs_quantizer_t *q, const qs_qparams_t *p, const qs
     int rc = qs_qlayout(q, x->ndim, x->shape, L);
     if (rc < 0)
         return rc;
+    if (qs_grid_is_block(q->grid)) /* the block scales are the data's own; scale[0] is nvfp4's tensor scale */
+        return p->count >= 1 ? QS_OK : qs_error(QS_ERR_SHAPE, "block grid: no parameters");
+    int nl = qs_grid_levels(q);
+    if (nl != p->nlevels || (nl > 0 && !p->levels))
+        return qs_error(QS_ERR_INVALID, "quantization parameters hold %d levels per slice, but this grid has %d",
+                        p->levels ? p->nlevels : 0, nl);
     int pndim;
     int64_t pshape[QS_MAX_DIMS];
     params_shape(q, x->ndim, x->shape, L, &pndim, pshape);
@@ -1057,6 +1078,8 @@ static int check_params(const qs_quantizer_t *q, const qs_qparams_t *p, const qs
     }
     int64_t qmin, qmax;
     qs_quantizer_code_range(q, &qmin, &qmax);
+    if (q->grid != QS_GRID_UNIFORM)
+        qmin = qmax = 0; /* no zero points */
     for (int64_t i = 0; i < p->count; i++) {
         if (!(p->scale[i] > 0) || !isfinite(p->scale[i]))
             return qs_error(QS_ERR_NUMERIC, "scale[%" PRId64 "] = %g: expected a positive finite scale", i,
@@ -1105,6 +1128,15 @@ int qs_quantize(const qs_quantizer_t *q, const qs_qparams_t *p, const qs_tensor_
     memset(&t, 0, sizeof t);
     if ((rc = check_params(q, p, x, &t.L)) < 0)
         return rc;
+    if (q->grid != QS_GRID_UNIFORM) {
+        qs_runstats_t rs;
+        memset(&rs, 0, sizeof rs);
+        if ((rc = qs_grid_quantize(q, p, x, codes ? qs_i32(codes) : NULL, deq ? qs_f32(deq) : NULL, stats ? &rs : NULL)) < 0)
+            return rc;
+        if (stats)
+            stats_finish(stats, x->size, &rs);
+        return QS_OK;
+    }
     kcfg_init(&t.c, q);
     t.x = qs_f32(x);
     t.codes = codes ? qs_i32(codes) : NULL;
@@ -1212,6 +1244,8 @@ int qs_dequantize(const qs_quantizer_t *q, const qs_qparams_t *p, const qs_tenso
     qs_qlayout_t L;
     if ((rc = check_params(q, p, codes, &L)) < 0)
         return rc;
+    if (q->grid != QS_GRID_UNIFORM)
+        return qs_grid_dequantize(q, p, codes, qs_f32(out));
     const int32_t *c = qs_i32(codes);
     float *y = qs_f32(out);
     const float *S = p->scale;

@@ -146,11 +146,18 @@ static int check_params(const vctx_t *v, const qs_graph_t *g, int i, const char 
         qs_qparams_free(e);
         return rc;
     }
+    int nl = e->nlevels;
     qs_qparams_free(e);
     int rc = check_scales(v, g, i, part, p->scale, p->count);
     if (rc < 0)
         return rc;
-    if (zero_zp(qz->scheme)) {
+    if (nl != p->nlevels)
+        return vbad(v, g, i, part, "the grid has %d levels per slice, but the file holds %d", nl, p->nlevels);
+    for (int64_t k = 0; k < (int64_t)nl * p->count; k++)
+        if (!isfinite(p->levels[k]) || (k % nl && p->levels[k] < p->levels[k - 1]))
+            return vbad(v, g, i, part, "levels[%lld][%lld] is %g; levels must be finite and ascending",
+                        (long long)(k / nl), (long long)(k % nl), (double)p->levels[k]);
+    if (zero_zp(qz->scheme) || qz->grid != QS_GRID_UNIFORM) {
         for (int64_t k = 0; k < p->count; k++)
             if (p->zero_point[k] != 0)
                 return vbad(v, g, i, part, "zero_point[%lld] is %ld; scheme=%s has zero point 0", (long long)k,
@@ -164,7 +171,9 @@ static bool same_params(const qs_qparams_t *a, const qs_qparams_t *b)
 {
     if (!a || !b)
         return a == b;
-    if (a->count != b->count || a->ndim != b->ndim)
+    if (a->count != b->count || a->ndim != b->ndim || a->nlevels != b->nlevels)
+        return false;
+    if (a->nlevels && memcmp(a->levels, b->levels, (size_t)a->count * (size_t)a->nlevels * sizeof *a->levels) != 0)
         return false;
     for (int d = 0; d < a->ndim; d++)
         if (a->shape[d] != b->shape[d])
@@ -422,6 +431,9 @@ static int w_params(const saver_t *s, hid_t grp, const char *where, const qs_qpa
     int rc = w_dset(s, grp, where, "scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, p->shape, p->scale);
     if (rc >= 0)
         rc = w_dset(s, grp, where, "zero_point", H5T_STD_I32LE, H5T_NATIVE_INT32, p->ndim, p->shape, p->zero_point);
+    int64_t lshape[2] = {p->count, p->nlevels};
+    if (rc >= 0 && p->nlevels > 0) /* codebook grids: each slice's levels */
+        rc = w_dset(s, grp, where, "levels", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, lshape, p->levels);
     return rc;
 }
 
@@ -937,6 +949,24 @@ static int r_params(const rd_t *r, hid_t grp, qs_qparams_t **out)
         qs_qparams_free(p);
         goto done;
     }
+    if (member_type(grp, "levels") != H5I_BADID) {
+        int ln;
+        int64_t lshape[QS_MAX_DIMS];
+        void *lv = NULL;
+        if ((rc = r_dset(r, grp, "levels", false, &ln, lshape, &lv)) < 0) {
+            qs_qparams_free(p);
+            goto done;
+        }
+        if (ln != 2 || lshape[0] != p->count || lshape[1] < 1 || lshape[1] > 256) {
+            free(lv);
+            qs_qparams_free(p);
+            rc = rbad(r, QS_ERR_FORMAT, "levels has shape %s, expected [%lld, L] (L levels per slice, 1..256)",
+                      qs_shape_str(ln, lshape, a, sizeof a), (long long)p->count);
+            goto done;
+        }
+        p->nlevels = (int)lshape[1];
+        p->levels = lv;
+    }
     *out = p;
 done:
     free(s);
@@ -1183,11 +1213,11 @@ static int read_node(rd_t *r, hid_t file, const qs_graph_t *g, qs_qnet_t *q, int
     static const char *const parts[] = {"weights", "bias", "acts", NULL};
     static const char *const w_attrs[] = {"spec", "stats_count", "stats_clipped", "stats_nonfinite", "stats_sse",
                                           "stats_signal", "stats_max_abs_err", NULL};
-    static const char *const w_dsets[] = {"scale", "zero_point", "codes", NULL};
+    static const char *const w_dsets[] = {"scale", "zero_point", "codes", "levels", NULL};
     static const char *const b_attrs[] = {"spec", NULL};
     static const char *const b_dsets[] = {"codes", "scale", NULL};
     static const char *const a_attrs[] = {"spec", "shares", NULL};
-    static const char *const a_dsets[] = {"scale", "zero_point", NULL};
+    static const char *const a_dsets[] = {"scale", "zero_point", "levels", NULL};
     qs_qlayer_t *l = &q->layer[i];
     const qs_node_t *nd = &g->nodes[i];
     /* qs_qnet_calibrate gives a shared point its source's quantizer (an

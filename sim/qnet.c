@@ -239,7 +239,8 @@ qs_tensor_t qs_sim_weight_view(const qs_node_t *n, const qs_quantizer_t *q, void
     v.dtype = dtype;
     v.data = data;
     /* groups run along the reduction dimension K = I·kh·kw of OIHW */
-    if (q->gran.kind == QS_GRAN_GROUP && q->gran.axis == -1 && v.ndim == 4) {
+    if (((q->gran.kind == QS_GRAN_GROUP && q->gran.axis == -1) || (qs_grid_is_block(q->grid) && q->block_axis == -1)) &&
+        v.ndim == 4) {
         v.ndim = 2;
         v.shape[1] = v.size / v.shape[0];
     }
@@ -318,6 +319,8 @@ void qs_sim_act_batch_quantizer(const qs_quantizer_t *q, qs_quantizer_t *out)
     *out = *q;
     if (out->gran.kind == QS_GRAN_CHANNEL)
         out->gran.axis = 1; /* axis 0 of a sample is axis 1 of [n, C, H, W] or [n, F] */
+    if (qs_grid_is_block(out->grid))
+        out->block_axis = 1; /* blocks of channels: the next layer's reduction dimension */
 }
 
 /* The calibration batch: the outputs of every point, copied by the hook at
@@ -431,6 +434,15 @@ static qs_qparams_t *params_copy(const qs_qparams_t *p)
     }
     memcpy(c->scale, p->scale, (size_t)p->count * sizeof *c->scale);
     memcpy(c->zero_point, p->zero_point, (size_t)p->count * sizeof *c->zero_point);
+    c->levels = NULL;
+    if (p->nlevels > 0) {
+        size_t n = (size_t)p->count * (size_t)p->nlevels;
+        if (!(c->levels = malloc(n * sizeof *c->levels))) {
+            qs_qparams_free(c);
+            return NULL;
+        }
+        memcpy(c->levels, p->levels, n * sizeof *c->levels);
+    }
     return c;
 }
 
@@ -458,6 +470,8 @@ static int quantize_bias(qs_qnet_t *q, int i)
     int p = l->bq && l->wq ? qs_sim_input_point(q, i) : -1;
     if (p < 0 || q->layer[p].ap->count != 1)
         return QS_OK;
+    if (l->wquant.grid != QS_GRID_UNIFORM || q->layer[p].aquant.grid != QS_GRID_UNIFORM)
+        return QS_OK; /* s_w·s_x is an integer product's scale only on uniform grids: the bias stays in float */
     const float sx = q->layer[p].ap->scale[0];
     const int64_t o = nd->bias->size;
     if (l->wp->count != 1 && l->wp->count != o)

@@ -37,6 +37,7 @@ int qs_sens_units(const qs_qnet_t *q, qs_sens_unit_t *units)
         if (!layer && (p < 0 || covered[p] || q->layer[p].ashare >= 0 || q->layer[p].point != p))
             continue;
         qs_sens_unit_t *u = &units[count++];
+        memset(u, 0, sizeof *u); /* padding too: results are compared bytewise */
         u->node = i;
         u->point = p;
         u->weights = layer && l->wq && l->wcodes;

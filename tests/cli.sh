@@ -87,7 +87,7 @@ err_has "quasar: --zero-point: expected an integer" "zero point with an exponent
 ok "quantize usage errors exit 2"
 
 q 2 "bad spec key" quantize a.h5 /x -o b.h5 --quant bitz=4
-err_has "quasar: --quant: unknown key 'bitz' (expected one of: grid, bits, scheme, gran, range, round, overflow, scale, div)" "bad spec key"
+err_has "quasar: --quant: unknown key 'bitz' (expected one of: grid, bits, scheme, gran, range, round, overflow, scale, div, block)" "bad spec key"
 q 2 "bad spec value" quantize a.h5 /x -o b.h5 --quant int4,round=nearest
 err_has "key 'round'" "bad spec value"; err_has "nearest-even" "bad spec value"
 q 2 "bad flag value" quantize a.h5 /x -o b.h5 --bits 40

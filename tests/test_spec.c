@@ -55,10 +55,10 @@ START_TEST(test_defaults)
     ck_assert_str_eq(canon(DEFAULT_STR), DEFAULT_STR);
     ck_assert_str_eq(canon(NULL), DEFAULT_STR);
     const char *const *k = qs_quantizer_keys();
-    const char *expect[] = {"grid", "bits", "scheme", "gran", "range", "round", "overflow", "scale", "div"};
+    const char *expect[] = {"grid", "bits", "scheme", "gran", "range", "round", "overflow", "scale", "div", "block"};
     for (size_t i = 0; i < sizeof expect / sizeof *expect; i++)
         ck_assert_str_eq(k[i], expect[i]);
-    ck_assert_ptr_null(k[9]);
+    ck_assert_ptr_null(k[10]);
 }
 END_TEST
 
@@ -180,7 +180,7 @@ START_TEST(test_errors)
     qs_quantizer_default(&q);
     ck_assert_int_eq(qs_quantizer_parse("bitz=4", "--quant", &q), QS_ERR_INVALID);
     ck_assert_str_eq(qs_last_error(), "--quant: unknown key 'bitz' (expected one of: grid, bits, scheme, gran, "
-                                      "range, round, overflow, scale, div)");
+                                      "range, round, overflow, scale, div, block)");
 
     expect_error("bits=4,Bits=5", "unknown key 'Bits'", NULL);
     expect_error("grid=ls-9", "key 'grid'", "uniform");
