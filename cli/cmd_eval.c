@@ -284,6 +284,16 @@ static const char *brief(const qs_quantizer_t *q, bool on, char *buf, size_t n)
         snprintf(r, sizeof r, "percentile:%g", q->range.percentile);
     else
         snprintf(r, sizeof r, "%s", (const char *[]){"minmax", "percentile", "mse", "sqnr", "kl", "aciq"}[q->range.method]);
+    if (q->grid != QS_GRID_UNIFORM) {
+        char g[32];
+        qs_grid_name(q, g, sizeof g);
+        if (qs_grid_is_block(q->grid))
+            snprintf(buf, n, "%s block %lld", g, (long long)q->block);
+        else
+            snprintf(buf, n, "%.16s%s%.0d %s %s", g, qs_grid_takes_bits(q->grid) ? "-" : "",
+                     qs_grid_takes_bits(q->grid) ? q->bits : 0, gran[q->gran.kind], r);
+        return buf;
+    }
     snprintf(buf, n, "%d-bit %s %s %s", q->bits, scheme[q->scheme], gran[q->gran.kind], r);
     return buf;
 }

@@ -96,10 +96,12 @@ static void set_float(qs_quantizer_t *q, qs_grid_t g, int e, int m, qs_mf_conv_t
     q->bits = 1 + e + m;
 }
 
+/* A block grid is its own granularity: gran goes back to tensor (a later gran= in the spec is checked). */
 static void set_block(qs_quantizer_t *q, int64_t size)
 {
     q->block = size;
     q->block_axis = -1;
+    memset(&q->gran, 0, sizeof q->gran);
 }
 
 int qs_grid_parse(qs_quantizer_t *q, const char *v, const char *what)

@@ -33,7 +33,11 @@
 typedef enum { K_NONE = 0, K_INPUT, K_DOT, K_RESCALE, K_MAXPOOL, K_AVG, K_COPY, K_SOFTMAX } kind_t;
 
 /* the paths of an output channel (top of the file) */
-enum { PATH_FAST = 0, PATH_ORDERED = 1, PATH_SCALAR = 2, PATH_NARROW = 3 };
+/* PATH_POPCOUNT: sign-basis weights (ls-1 ±1, ls-t ±1/0) as bit masks, the
+ * activation codes as bit planes, Σ_j 2^j (popcount(X_j & W+) − popcount(X_j & W−)):
+ * how binary and bit-serial hardware computes them (XNOR-popcount is the
+ * one-plane case); taken when the bound proves the sum exact. */
+enum { PATH_FAST = 0, PATH_ORDERED = 1, PATH_SCALAR = 2, PATH_NARROW = 3, PATH_POPCOUNT = 4 };
 
 /* one input of a rescale: its code minus z, times m */
 typedef struct {
@@ -63,6 +67,12 @@ typedef struct {
     int32_t *gidx;          /* [K][P]: index into the group's plane, plane for a padding tap */
     int16_t *w16;           /* [O][2 KP]: w - z_w (fast16 only) */
     const int32_t *wraw;    /* [O][K]: the weight codes */
+    int32_t *wsign;         /* ls-1, ls-t: the codes as signs ±1 (0), which wraw points to */
+    uint64_t *wpos, *wneg;  /* ls-1, ls-t: [O][KW] masks of the +1 and −1 weights */
+    int64_t KW;             /* 64-bit words of K */
+    int64_t *wsum;          /* [O]: Σ w */
+    int32_t xmin;           /* the input's smallest code; planes hold x − xmin */
+    int xplanes;            /* bits of x − xmin */
     int32_t *zw;            /* [O] */
     int64_t *bias;          /* [O] int32 codes, 0 without */
     float *fbias;           /* [O] the float bias for requant bias=float, or NULL */
@@ -193,6 +203,9 @@ static int grid_of(const qs_int_t *e, int j, float *s, int32_t *z, int64_t *qmin
     if (L[p].ap->count != 1)
         return node_error(e, j, "%sper-channel activations: the integer engine needs per-tensor activation grids",
                           NULL);
+    if (L[p].aquant.grid != QS_GRID_UNIFORM)
+        return node_error(e, j, "%sits output is on a non-uniform grid: the integer engine needs uniform activation "
+                          "grids (non-uniform activations run in fake-quant)", NULL);
     *s = L[p].ap->scale[0];
     *z = L[p].ap->zero_point[0];
     qs_quantizer_code_range(&L[p].aquant, qmin, qmax);
@@ -309,6 +322,13 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
     if (L->wquant.gran.kind == QS_GRAN_GROUP)
         return node_error(e, i, "%sper-group weight scales have no single s_w per output channel to requantize with",
                           NULL);
+    const char *why = qs_grid_int_reason(&L->wquant);
+    if (why) {
+        char g[32], msg[256];
+        qs_grid_name(&L->wquant, g, sizeof g);
+        snprintf(msg, sizeof msg, "weights on grid %s: %s", g, why);
+        return node_error(e, i, "%s", msg);
+    }
     float sx;
     int32_t zx;
     int64_t xmin, xmax;
@@ -368,6 +388,36 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
     /* weights, bias, requantization, bounds and guaranteed widths */
     st->wraw = qs_i32(L->wcodes);
     const qs_qparams_t *wp = L->wp;
+    if (L->wquant.grid == QS_GRID_LS1 || L->wquant.grid == QS_GRID_LST) {
+        /* sign-basis levels ±v (and 0): integer weights ±1 (0) at scale v, zero point 0 */
+        const int64_t n = L->wcodes->size;
+        if (!(st->wsign = malloc((size_t)n * sizeof *st->wsign)))
+            return qs_error(QS_ERR_NOMEM, "integer engine: out of memory for node '%s'", nd->name);
+        const int32_t *c = qs_i32(L->wcodes);
+        for (int64_t k = 0; k < n; k++)
+            st->wsign[k] = L->wquant.grid == QS_GRID_LS1 ? 2 * c[k] - 1 : c[k] - 1;
+        st->wraw = st->wsign;
+        st->KW = (K + 63) / 64;
+        st->wpos = calloc((size_t)(O * st->KW), sizeof *st->wpos);
+        st->wneg = calloc((size_t)(O * st->KW), sizeof *st->wneg);
+        st->wsum = calloc((size_t)O, sizeof *st->wsum);
+        if (!st->wpos || !st->wneg || !st->wsum)
+            return qs_error(QS_ERR_NOMEM, "integer engine: out of memory for node '%s'", nd->name);
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t k = 0; k < K; k++) {
+                int32_t w = st->wsign[o * K + k];
+                uint64_t bit = UINT64_C(1) << (k % 64);
+                if (w > 0)
+                    st->wpos[o * st->KW + k / 64] |= bit;
+                else if (w < 0)
+                    st->wneg[o * st->KW + k / 64] |= bit;
+                st->wsum[o] += w;
+            }
+        st->xmin = (int32_t)xmin;
+        st->xplanes = qs_acc_bits_for(xmax - xmin) - 1; /* unsigned bits of the span */
+        if (st->xplanes < 1)
+            st->xplanes = 1;
+    }
     bool bias_float = st->rq.kind == QS_RQ_FLOAT32 && st->rq.float_bias;
     if (nd->bias && !bias_float && !L->bcodes)
         return node_error(e, i, "%sits bias is not quantized to int32 at s_w*s_x (quantize it, or requantize with "
@@ -436,7 +486,9 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
         bool narrow_ok = a->kind == QS_ACC_INT && a->overflow != QS_ACC_EXACT && a->bits <= 31 && a->chunk == 0 &&
                          (a->zp_form == QS_ZP_SUBTRACT || (zx == 0 && st->zw[o] == 0)) && st->fast16 &&
                          sat_mul(maxx, maxw) <= (INT64_C(1) << 30) && prods <= INT32_MAX;
-        if (safe && st->fast16 && bound <= INT32_MAX && !e->cfg.trace)
+        if (st->wpos && safe && a->kind == QS_ACC_INT && !e->cfg.trace)
+            st->path[o] = PATH_POPCOUNT;
+        else if (safe && st->fast16 && bound <= INT32_MAX && !e->cfg.trace)
             st->path[o] = PATH_FAST;
         else if (narrow_ok && !e->cfg.trace)
             st->path[o] = PATH_NARROW;
@@ -454,7 +506,8 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
     }
     if (!st->fast16) {
         for (int64_t o = 0; o < O; o++)
-            st->path[o] = PATH_SCALAR;
+            if (st->path[o] != PATH_POPCOUNT)
+                st->path[o] = PATH_SCALAR;
         st->narrow = st->pairs = false;
     }
     st->direct = nd->op == QS_OP_CONV2D && cg == 1 && st->ocg == 1 && G->sw == 1; /* strided: pairs are faster */
@@ -1080,15 +1133,64 @@ static void run_fast(const step_t *st, const int *ol, int n, int64_t *const rows
 }
 
 /* One sample: x the input codes, y the output codes, keep (or NULL) the accumulators. */
+/* Bit planes of the columns of group xg: planes[(p·B + j)·KW + k/64] bit k%64 = bit j of x − xmin. */
+static void bit_planes(const step_t *st, const int32_t *xg, uint64_t *planes)
+{
+    const int64_t P = st->P, K = st->K, KW = st->KW, B = st->xplanes;
+    memset(planes, 0, (size_t)(P * B * KW) * sizeof *planes);
+    for (int64_t k = 0; k < K; k++) {
+        const uint64_t bit = UINT64_C(1) << (k % 64);
+        const int32_t *gk = st->gidx + k * P;
+        for (int64_t p = 0; p < P; p++) {
+            uint32_t u = (uint32_t)((gk[p] == st->plane ? st->zx : xg[gk[p]]) - st->xmin);
+            uint64_t *pl = planes + p * B * KW + k / 64;
+            for (int64_t j = 0; u; j++, u >>= 1)
+                if (u & 1)
+                    pl[j * KW] |= bit;
+        }
+    }
+}
+
+/* Σ (x − zx)·w + bias of channel o at every position, from the planes; exact. */
+static void popcount_row(const step_t *st, int64_t o, const uint64_t *planes, int64_t *acc, lstat_t *ls)
+{
+    const int64_t P = st->P, KW = st->KW, B = st->xplanes;
+    const uint64_t *wp = st->wpos + o * KW, *wn = st->wneg + o * KW;
+    const int64_t corr = ((int64_t)st->xmin - st->zx) * st->wsum[o] + st->bias[o];
+    for (int64_t p = 0; p < P; p++) {
+        const uint64_t *pl = planes + p * B * KW;
+        int64_t sum = 0;
+        for (int64_t j = 0; j < B; j++) {
+            int64_t d = 0;
+            for (int64_t w = 0; w < KW; w++)
+                d += __builtin_popcountll(pl[j * KW + w] & wp[w]) - __builtin_popcountll(pl[j * KW + w] & wn[w]);
+            sum += d << j;
+        }
+        acc[p] = sum + corr;
+        int64_t m = llabs(acc[p]);
+        ls->max_abs = m > ls->max_abs ? m : ls->max_abs;
+    }
+    ls->fast += P;
+}
+
 static void run_dot(const step_t *st, const int32_t *x, int32_t *y, int64_t *keep, scratch_t *s)
 {
     const int64_t P = st->P, Ppad = st->Ppad, K = st->K, plane = st->plane;
     const int32_t zx = st->zx;
     lstat_t *ls = &s->st[st->node];
+    uint64_t *planes = NULL;
     for (int64_t gi = 0; gi < st->geo.groups; gi++) {
         const int32_t *xg = x + gi * plane;
         if (st->fast16)
             gather(st, xg, s);
+        bool any_pop = false;
+        for (int64_t j = 0; j < st->ocg; j++)
+            any_pop |= st->path[gi * st->ocg + j] == PATH_POPCOUNT;
+        if (any_pop) {
+            if (!planes && !(planes = malloc((size_t)(P * st->xplanes * st->KW) * sizeof *planes)))
+                abort(); /* a few hundred KiB per layer: treated as the engine's other fixed scratch */
+            bit_planes(st, xg, planes);
+        }
         /* the fast channels, four at a time */
         int nf = 0;
         for (int64_t j = 0; j < st->ocg; j++)
@@ -1111,6 +1213,9 @@ static void run_dot(const step_t *st, const int32_t *x, int32_t *y, int64_t *kee
             int64_t *accrow = keep ? keep + o * P : s->row;
             switch (st->path[o]) {
             case PATH_FAST: continue;
+            case PATH_POPCOUNT:
+                popcount_row(st, o, planes, accrow, ls);
+                break;
             case PATH_NARROW: {
                 const qs_acc_t *a = &st->acc;
                 int32_t *r = s->n32, *ex = r + Ppad, *ev = ex + Ppad;
@@ -1169,6 +1274,7 @@ static void run_dot(const step_t *st, const int32_t *x, int32_t *y, int64_t *kee
             requant_row(st, o, accrow, P, yo);
         }
     }
+    free(planes);
 }
 
 /* Σ_i (q_i − z_i)·m_i to the output grid, by the requantizer's kind. */
@@ -1354,6 +1460,10 @@ void qs_int_free(qs_int_t *e)
         step_t *st = &e->step[i];
         free(st->gidx);
         free(st->w16);
+        free(st->wsign);
+        free(st->wpos);
+        free(st->wneg);
+        free(st->wsum);
         free(st->zw);
         free(st->bias);
         free(st->fbias);

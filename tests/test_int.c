@@ -571,6 +571,54 @@ START_TEST(test_agrees_with_fake)
 }
 END_TEST
 
+/* Sign-basis weights (ls-1 binary, ls-t ternary) run on the bit-serial
+ * popcount path: the same codes as the order-exact reference path, and the
+ * fake-quant engine's codes but for float32 rounding ties (its convolutions
+ * round; the weights themselves are v·(±1) exactly in both). */
+START_TEST(test_sign_basis_popcount)
+{
+    qs_graph_t *g = NULL;
+    ck_assert_int_eq(qs_zoo_build("fmnist-dwsep", 5, &g), QS_OK);
+    mem_data_t m;
+    mem_data(&m, g, 16, 5, 0.0f);
+    qs_qnet_t *q = quantize_preset(g, "w8a8", _i ? "grid=ls-t,gran=channel" : "grid=ls-1,gran=channel", &m.d);
+    qs_tensor_t *x = batch_of(&m.d, q->g, 0, 16);
+    qs_int_t *e = engine(q, "int32", false, NULL), *f = engine(q, "int32", true, NULL);
+    const qs_tensor_t *out;
+    ck_assert_msg(qs_int_forward(e, x, 0, &out) == QS_OK, "%s", qs_last_error());
+    ck_assert_int_eq(qs_int_forward(f, x, 0, &out), QS_OK);
+    same_codes(e, f, q->g);
+    int64_t fast = 0;
+    for (int i = 0; i < q->g->nnodes; i++)
+        fast += qs_int_layer(e, i)->fast;
+    ck_assert_int_gt(fast, 0);
+    qs_int_free(e);
+    qs_int_free(f);
+    qs_int_config_t c;
+    qs_int_config_default(&c);
+    qs_int_eval_t r;
+    ck_assert_msg(qs_int_eval(q, &c, &m.d, NULL, 8, NULL, &r) == QS_OK, "%s", qs_last_error());
+    for (int i = 0; i < q->g->nnodes; i++) {
+        ck_assert_msg(r.mismatch[i] <= r.compared[i] / 1000 + 2, "node %s: %lld codes differ from fake-quant",
+                      q->g->nodes[i].name, (long long)r.mismatch[i]);
+        ck_assert_int_eq(r.mismatch_far[i], 0);
+    }
+    qs_int_eval_free(&r);
+    /* a grid the integer engine cannot run is refused with the reason */
+    qs_qnet_t *q2 = quantize_preset(g, "w8a8", "grid=ls-2,gran=channel", &m.d);
+    qs_int_t *e2 = NULL;
+    qs_int_config_default(&c);
+    ck_assert_int_lt(qs_int_create(q2, &c, NULL, &e2), 0);
+    ck_assert_msg(strstr(qs_last_error(), "weights on grid ls-2: the integer engine runs sign-basis grids of one basis"),
+                  "%s", qs_last_error());
+    qs_qnet_free(q2);
+    qs_tensor_free(x);
+    qs_qnet_free(q);
+    mem_free(&m);
+    qs_graph_free(g);
+}
+END_TEST
+
 /* Every requantizer preset computes the same network: none may drift far from
  * the fake-quant engine (rounding differences move a few percent of the codes,
  * more with depth as they propagate; bias=float once added the bias twice and
@@ -729,6 +777,7 @@ static Suite *int_suite(void)
     tcase_add_test(tc, test_hand_int16);
     tcase_add_test(tc, test_rescales);
     tcase_add_loop_test(tc, test_agrees_with_fake, 0, 2);
+    tcase_add_loop_test(tc, test_sign_basis_popcount, 0, 2);
     tcase_add_loop_test(tc, test_presets_agree, 0, 5);
     tcase_add_test(tc, test_threads_and_batches);
     tcase_add_test(tc, test_errors);
