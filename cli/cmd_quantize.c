@@ -23,6 +23,7 @@ static const struct {
     {"--grid", "grid"},         {"--bits", "bits"},         {"--scheme", "scheme"},
     {"--granularity", "gran"},  {"--range", "range"},       {"--round", "round"},
     {"--overflow", "overflow"}, {"--scale-type", "scale"},  {"--div", "div"},
+    {"--block", "block"},
 };
 #define NFIELD_FLAGS (sizeof field_flags / sizeof *field_flags)
 
@@ -36,13 +37,19 @@ void qs_help_quantize(FILE *out)
             "\n"
             "Quantizes dataset DATASET of IN.h5 (any numeric type, read as float32) and\n"
             "writes OUT.h5 with /dequantized (float32), /codes (int32), /scale and\n"
-            "/zero_point, and the attributes mse, sqnr_db, clipped_fraction, nonfinite,\n"
-            "quant, source and quasar_version on the root group.\n"
+            "/zero_point (and /levels for codebook grids), and the attributes mse, sqnr_db,\n"
+            "clipped_fraction, nonfinite, quant, source and quasar_version on the root group.\n"
             "\n"
             "  -o, --output OUT.h5      output file (written aside, renamed when complete)\n"
             "  --quant SPEC             quantizer spec, e.g. int4,gran=channel,range=mse\n"
-            "                           (keys: grid bits scheme gran range round overflow scale div)\n"
-            "  --grid NAME              uniform\n"
+            "                           (keys: grid bits scheme gran range round overflow scale div block)\n"
+            "  --grid NAME              uniform; ls-1, ls-2, ls-t, gf-K; pot, apot, kmeans, lloyd\n"
+            "                           (with --bits, or pot-B ...); fp32, fp16, bf16, fp8-e4m3,\n"
+            "                           fp8-e5m2, fp8-e4m3fnuz, fp8-e5m2fnuz, fp6-e3m2, fp6-e2m3,\n"
+            "                           fp4-e2m1, eXmY[-fn|-fnuz|-finite]; mxfp8[-e4m3|-e5m2],\n"
+            "                           mxfp6[-e3m2|-e2m3], mxfp4, mxint8, nvfp4, bfp[-E]\n"
+            "                           (docs/spec.md, \"Grids\")\n"
+            "  --block [AXIS:]SIZE[:floor|up]  block grids: the blocks and the shared-scale rule\n"
             "  --bits N                 1..32\n"
             "  --scheme NAME            symmetric, symmetric-narrow, unsigned, asymmetric,\n"
             "                           asymmetric-signed\n"
@@ -51,8 +58,8 @@ void qs_help_quantize(FILE *out)
             "  --round MODE             nearest-even, nearest-away, nearest-up, nearest-down,\n"
             "                           nearest-zero, floor, ceil, toward-zero, away-from-zero,\n"
             "                           odd, stochastic[:SEED[:BITS]]\n"
-            "  --overflow MODE          saturate, wrap\n"
-            "  --scale-type T           float, pow2, fp16, bf16, e8m0 (scale constraint)\n"
+            "  --overflow MODE          saturate, wrap; format (float grids: Inf/NaN by the format)\n"
+            "  --scale-type T           float, pow2, fp16, bf16, e8m0, none (scale constraint)\n"
             "  --div D                  divide, reciprocal\n"
             "  --scale S                fix the scale instead of a range method: a number, or\n"
             "                           FILE.h5:/dataset (:/dataset for IN.h5), one value per slice\n"
@@ -381,6 +388,17 @@ static int write_output(const opts_t *o, const char *spec, const qs_qparams_t *p
         rc = qs_h5_write(h, "/scale", ts);
     if (rc == QS_OK)
         rc = qs_h5_write(h, "/zero_point", tz);
+    if (rc == QS_OK && p->nlevels > 0) { /* codebook grids: each slice's levels, ascending */
+        int64_t ls[2] = {p->count, p->nlevels};
+        qs_tensor_t *tl = qs_tensor_create(QS_F32, 2, ls);
+        if (!tl)
+            rc = qs_last_status();
+        else {
+            memcpy(tl->data, p->levels, (size_t)(p->count * p->nlevels) * sizeof *p->levels);
+            rc = qs_h5_write(h, "/levels", tl);
+            qs_tensor_free(tl);
+        }
+    }
     if (rc == QS_OK)
         rc = qs_h5_set_attr_double(h, "/", "mse", qs_qstats_mse(st));
     if (rc == QS_OK)
@@ -495,6 +513,12 @@ static int run(const opts_t *o)
     show_progress = isatty(STDERR_FILENO) && x->size >= QS_PROGRESS_MIN_ELEMENTS;
     if (!(pool = qs_pool_create((int)o->threads)))
         goto fail;
+    if (o->scale && (qs_grid_levels(&q) > 0 || qs_grid_is_block(q.grid))) {
+        char g[32];
+        qs_error(QS_ERR_INVALID, "--scale: grid=%s sets its own %s; --scale applies to the uniform and float grids",
+                 qs_grid_name(&q, g, sizeof g), qs_grid_is_block(q.grid) ? "block scales" : "levels");
+        goto fail;
+    }
     if (o->scale) {
         if (fixed_qparams(&q, o, in, x, &p) < 0)
             goto fail;

@@ -98,6 +98,31 @@ static void resolve(qs_exp_run_t *r, const bool *from_axis)
         r->skipped = true;
         snprintf(r->reason, sizeof r->reason, "arithmetic: target needs a target");
     }
+    if (r->skipped || mask == QS_ENG_FLOAT)
+        return;
+    /* settings that each parse but do not combine (a fixed-width grid with other bits, a block grid
+     * with per-channel scales, ...), and grids the integer engine cannot run: skipped, with the reason */
+    qs_qconfig_t c;
+    qs_error_state_t saved;
+    qs_error_save(&saved);
+    if (qs_exp_apply_quant(r, NULL, 0, &c) < 0) {
+        r->skipped = true;
+        snprintf(r->reason, sizeof r->reason, "%s", qs_last_error());
+    } else if (mask == QS_ENG_INT) {
+        int t = QS_QT_WEIGHTS;
+        const char *why = c.on[t] ? qs_grid_int_reason(&c.q[t]) : NULL;
+        if (!why && c.on[QS_QT_ACTS] && c.q[QS_QT_ACTS].grid != QS_GRID_UNIFORM) {
+            t = QS_QT_ACTS;
+            why = "the integer engine needs uniform activation grids";
+        }
+        if (why) {
+            char g[32];
+            r->skipped = true;
+            snprintf(r->reason, sizeof r->reason, "engine int, %s grid %s: %s", t == QS_QT_WEIGHTS ? "weight" : "activation",
+                     qs_grid_name(&c.q[t], g, sizeof g), why);
+        }
+    }
+    qs_error_restore(&saved);
 }
 
 static void hash_run(const qs_exp_spec_t *s, const qs_exp_plan_t *p, qs_exp_run_t *r)

@@ -26,6 +26,8 @@ typedef struct {
     int bits;
     bool is_signed;   /* integer formats: codes below zero exist */
     bool asymmetric;  /* a non-zero zero point */
+    char grid[QS_WL_FORMAT_MAX]; /* the quantizer's grid ("uniform", "ls-2", "kmeans", "mxfp4", ...; "" in float) */
+    int grid_bits;    /* the grid's bits per element (a codebook's index width) */
 } qs_wl_format_t;
 
 typedef enum { QS_WL_SPARSE_NONE = 0, QS_WL_SPARSE_UNSTRUCTURED, QS_WL_SPARSE_NM } qs_wl_sparsity_kind_t;

@@ -6,6 +6,7 @@
  * the quantization configuration. */
 #include "sim/sim_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,8 +35,25 @@ static void fmt_of(const qs_quantizer_t *q, bool on, qs_wl_format_t *f)
     memset(f, 0, sizeof *f);
     snprintf(f->name, sizeof f->name, "int%d", q->bits);
     f->bits = q->bits;
+    f->grid_bits = q->bits;
+    qs_grid_name(q, f->grid, sizeof f->grid);
     f->is_signed = q->scheme != QS_SCHEME_UNSIGNED && q->scheme != QS_SCHEME_ASYMMETRIC;
     f->asymmetric = q->scheme == QS_SCHEME_ASYMMETRIC || q->scheme == QS_SCHEME_ASYMMETRIC_SIGNED;
+    if (q->grid == QS_GRID_UNIFORM)
+        return;
+    /* The hardware operand: sign-basis binary as binary, float and block formats by
+     * name, codebooks as their b-bit indices (the decode to the levels is not priced). */
+    f->asymmetric = false;
+    f->is_signed = true;
+    if (q->grid == QS_GRID_LS1) {
+        snprintf(f->name, sizeof f->name, "binary");
+    } else if (qs_grid_is_float(q->grid)) {
+        snprintf(f->name, sizeof f->name, "%s", f->grid);
+        if (q->grid == QS_GRID_FLOAT && qs_mf_name_of(q->fexp, q->fman, q->fconv))
+            snprintf(f->name, sizeof f->name, "%s", qs_mf_name_of(q->fexp, q->fman, q->fconv));
+    } else if (q->grid == QS_GRID_BFP && q->grid_k == 8 && q->bits == 8 && q->block == 32) {
+        snprintf(f->name, sizeof f->name, "mxint8");
+    }
 }
 
 /* The activation format at the output of node j (the point covering it). */
@@ -187,6 +205,9 @@ int qs_qnet_workload(const qs_qnet_t *q, const qs_int_config_t *cfg, qs_workload
             }
             int zp = l->w.asymmetric ? (L->wquant.bits + 7) / 8 : 0;
             l->scale_bytes = nscales * (scale_bytes(L->wquant.scale_type) + zp);
+            if (L->wquant.grid != QS_GRID_UNIFORM) /* level tables, block scales, the nvfp4 tensor scale */
+                l->scale_bytes = (int64_t)ceil(qs_grid_overhead_bits(&L->wquant, l->w_elems, nscales) *
+                                               (double)l->w_elems / 8.0);
         }
         mask_sparsity(nd, l);
         if (cfg) {
