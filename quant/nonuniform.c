@@ -46,6 +46,54 @@ static qs_mf_round_t mf_mode(const qs_quantizer_t *q)
                                                    : QS_MF_NEAREST_EVEN;
 }
 
+/* v rounded to nearest-even on format f's grid, saturating (|v| finite):
+ * the quantum of v's binade (the subnormal quantum below emin), exactly as
+ * qs_mf_encode rounds; *clip when the rounded magnitude passed the largest value. */
+static inline double mf_rne_sat(const qs_mf_t *f, double v, bool *clip)
+{
+    if (v == 0)
+        return f->conv == QS_MF_FNUZ ? 0.0 : v;
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    int e = (int)((b >> 52) & 0x7FF) - 1023; /* v is a normal double here */
+    if (e < f->emin)
+        e = f->emin;
+    uint64_t qb = (uint64_t)(e - f->man_bits + 1023) << 52, ib = (uint64_t)(f->man_bits - e + 1023) << 52;
+    double quantum, inv;
+    memcpy(&quantum, &qb, sizeof quantum);
+    memcpy(&inv, &ib, sizeof inv);
+    double r = nearbyint(v * inv) * quantum; /* both products exact: powers of two */
+    if (fabs(r) > f->max) {
+        *clip = true;
+        r = r > 0 ? f->max : -f->max;
+    }
+    return r == 0 && f->conv == QS_MF_FNUZ ? 0.0 : r; /* fnuz has no −0 */
+}
+
+/* Whether mf_rne_sat computes q's element rounding (and codes are not wanted). */
+static bool fast_float(const qs_quantizer_t *q, const int32_t *codes)
+{
+    return !codes && q->round.mode == QS_ROUND_NEAREST_EVEN && q->overflow == QS_OVERFLOW_SATURATE;
+}
+
+/* Elements f .. f + run share one parameter (a run of the layout). */
+static int64_t run_length(const qs_quantizer_t *q, const qs_qlayout_t *L, int64_t f, int64_t n)
+{
+    int64_t m;
+    if (q->gran.kind == QS_GRAN_TENSOR)
+        m = n - f;
+    else if (L->inner > 1)
+        m = q->gran.kind == QS_GRAN_CHANNEL ? L->inner - f % L->inner : 1;
+    else if (q->gran.kind == QS_GRAN_CHANNEL)
+        m = 1;
+    else {
+        int64_t a = f % L->len;
+        int64_t gend = (a / L->group + 1) * L->group;
+        m = (gend < L->len ? gend : L->len) - a;
+    }
+    return m < n - f ? m : n - f;
+}
+
 /* The parameter index of flat element f under layout L. */
 static int64_t param_of(const qs_quantizer_t *q, const qs_qlayout_t *L, int64_t f)
 {
@@ -98,10 +146,26 @@ static int quant_elementwise(const qs_quantizer_t *q, const qs_qparams_t *p, con
     bool fl = q->grid == QS_GRID_FLOAT;
     if (fl && (rc = qs_grid_format(q, &f)) < 0)
         return rc;
-    bool sat = q->overflow == QS_OVERFLOW_SATURATE;
+    bool sat = q->overflow == QS_OVERFLOW_SATURATE, fast = fl && fast_float(q, codes);
     qs_mf_round_t mode = mf_mode(q);
-    for (int64_t i = 0; i < x->size; i++) {
-        int64_t k = param_of(q, &L, i);
+    for (int64_t i0 = 0; i0 < x->size;) {
+        const int64_t k = param_of(q, &L, i0), i1 = i0 + run_length(q, &L, i0, x->size);
+        if (fast) { /* nearest-even, saturating, no codes: the float arithmetic directly */
+            const double s = p->scale[k];
+            for (int64_t i = i0; i < i1; i++) {
+                bool clip = false;
+                float xi = xv[i];
+                float yi = isnan(xi) ? NAN : (float)(s * mf_rne_sat(&f, isinf(xi) ? copysign(f.max, xi) : xi / s, &clip));
+                if (isnan(xi) && f.conv == QS_MF_FINITE) /* finite formats: NaN casts to the largest value */
+                    yi = (float)(s * qs_mf_decode(&f, qs_mf_encode(&f, xi, mode, 0, sat, NULL)));
+                stat_add(st, xi, yi, clip);
+                if (y)
+                    y[i] = yi;
+            }
+            i0 = i1;
+            continue;
+        }
+        for (int64_t i = i0; i < i1; i++) {
         float xi = xv[i], yi;
         int32_t c;
         bool clip = false;
@@ -121,6 +185,8 @@ static int quant_elementwise(const qs_quantizer_t *q, const qs_qparams_t *p, con
         stat_add(st, xi, yi, clip);
         if (y)
             y[i] = yi;
+        }
+        i0 = i1;
     }
     return QS_OK;
 }
@@ -134,6 +200,7 @@ typedef struct {
     int ebias;         /* bfp: the exponent bias 2^(E−1) − 1 (E8M0: 127) */
     double tscale;     /* nvfp4 */
     int64_t imax;      /* bfp: 2^(b−1) − 1 */
+    bool fast;         /* float elements, nearest-even, saturating, no codes wanted */
 } blk_t;
 
 static int blk_init(blk_t *b, const qs_quantizer_t *q, const qs_qparams_t *p)
@@ -211,6 +278,10 @@ static void blk_scale(const blk_t *b, double amax, uint32_t *code, double *val)
 static int32_t blk_elem(const blk_t *b, double v, double u, bool *clip, double *deq)
 {
     const qs_quantizer_t *q = b->q;
+    if (b->fast && isfinite(v)) {
+        *deq = mf_rne_sat(&b->elem, v, clip);
+        return 0;
+    }
     if (q->grid == QS_GRID_BFP) {
         qs_rounding_t r = q->round;
         double t = isnan(v) ? 0 : q->round.mode == QS_ROUND_STOCHASTIC ? qs_round_stoch(v, (uint32_t)(u * 4294967296.0), 32)
@@ -235,6 +306,7 @@ static int quant_blocks(const qs_quantizer_t *q, const qs_qparams_t *p, const qs
     int rc = blk_init(&b, q, p);
     if (rc < 0)
         return rc;
+    b.fast = q->grid != QS_GRID_BFP && fast_float(q, codes);
     qs_quantizer_t lq = *q; /* the block layout is a group layout along block_axis */
     lq.gran.kind = QS_GRAN_GROUP;
     lq.gran.axis = q->block_axis;

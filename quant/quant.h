@@ -81,7 +81,9 @@ double qs_mf_decode(const qs_mf_t *f, uint32_t code);
  * whether the rounded magnitude exceeded the largest finite value. */
 uint32_t qs_mf_encode(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, bool saturate, bool *overflowed);
 double qs_mf_round(const qs_mf_t *f, double x, qs_mf_round_t mode, double u, bool saturate);
-uint32_t qs_mf_nan(const qs_mf_t *f); /* the format's NaN code (0 for finite-only formats) */
+uint32_t qs_mf_nan(const qs_mf_t *f);
+/* The named format with these parameters ("fp8-e4m3"), or NULL. */
+const char *qs_mf_name_of(int exp_bits, int man_bits, qs_mf_conv_t conv); /* the format's NaN code (0 for finite-only formats) */
 
 /* ---- the quantizer ----------------------------------------------------------- */
 

@@ -47,8 +47,6 @@ double qs_quant_sse(const qs_quantizer_t *q, float scale, int32_t zp, const floa
 
 /* ==== grids (quant/grid.c, quant/nonuniform.c) ==== */
 
-/* The named minifloat with these parameters ("fp8-e4m3"), or NULL. */
-const char *qs_mf_name_of(int exp_bits, int man_bits, qs_mf_conv_t conv);
 /* The element format of a float, mx or nvfp4 grid. */
 int qs_grid_format(const qs_quantizer_t *q, qs_mf_t *f);
 /* Reads a grid name into q (grid, its parameters, fixed bits, default block). */

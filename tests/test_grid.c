@@ -262,6 +262,37 @@ START_TEST(test_every_grid_round_trip)
 }
 END_TEST
 
+/* The fast element rounding (nearest-even, saturating, no codes asked for) equals the exact encoder's. */
+START_TEST(test_fast_path_exact)
+{
+    static const char *const specs[] = {"grid=fp8-e4m3", "grid=fp8-e5m2", "grid=fp8-e4m3fnuz", "grid=fp6-e2m3",
+                                        "grid=fp4-e2m1", "grid=bf16,gran=channel", "grid=e3m4,scale=none",
+                                        "grid=mxfp4", "grid=mxfp8-e5m2", "grid=nvfp4", "grid=mxfp6,block=1:7"};
+    const int64_t shape[2] = {40, 96};
+    float x[3840];
+    gauss(x, 3840, 11, 1.0);
+    for (int i = 0; i < 3840; i += 7)
+        x[i] *= ldexpf(1.0f, -(i % 40)); /* down into the subnormal ranges */
+    x[5] = 0.0f, x[6] = -0.0f, x[8] = 1e30f;
+    for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
+        qs_quantizer_t q = parse_ok(specs[k]);
+        qs_tensor_t *t = qs_tensor_create(QS_F32, 2, shape), *c = qs_tensor_create(QS_I32, 2, shape);
+        qs_tensor_t *d1 = qs_tensor_create(QS_F32, 2, shape), *d2 = qs_tensor_create(QS_F32, 2, shape);
+        memcpy(t->data, x, sizeof x);
+        qs_qparams_t *p;
+        qs_qstats_t s1, s2;
+        ck_assert(qs_calibrate(&q, t, &p) == QS_OK);
+        ck_assert(qs_quantize(&q, p, t, c, d1, NULL, &s1) == QS_OK);
+        ck_assert(qs_quantize(&q, p, t, NULL, d2, NULL, &s2) == QS_OK);
+        ck_assert_msg(memcmp(d1->data, d2->data, sizeof x) == 0, "%s: fast path differs", specs[k]);
+        ck_assert_int_eq(s1.clipped, s2.clipped);
+        ck_assert(s1.sse == s2.sse);
+        qs_qparams_free(p);
+        qs_tensor_free(t), qs_tensor_free(c), qs_tensor_free(d1), qs_tensor_free(d2);
+    }
+}
+END_TEST
+
 START_TEST(test_float_cast)
 {
     const int64_t n[1] = {6};
@@ -419,6 +450,7 @@ static Suite *grid_suite(void)
     tcase_add_test(tc, test_kmeans);
     tcase_add_test(tc, test_nearest_level);
     tcase_add_test(tc, test_every_grid_round_trip);
+    tcase_add_test(tc, test_fast_path_exact);
     tcase_add_test(tc, test_float_cast);
     tcase_add_test(tc, test_microscaling);
     tcase_add_test(tc, test_nvfp4);
