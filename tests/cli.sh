@@ -98,6 +98,7 @@ q 2 "--scale with a range method" quantize a.h5 /x -o b.h5 --scale 0.5 --range m
 err_has "--scale" "--scale with a range method"
 ok "bad spec strings and flags exit 2 naming the key and the choices"
 
+
 # ---- input files --------------------------------------------------------------
 if ! command -v h5import >/dev/null 2>&1; then
     echo "# h5import (hdf5-tools) not found: skipping the tests that need HDF5 input files"
@@ -584,6 +585,26 @@ else
     echo "# $SENS_MODEL not found: skipping the sensitivity runs"
 fi
 
+# ---- grids (docs/spec.md, "Grids") -------------------------------------------------------
+G=$TMP/g.h5
+q 0 "quantize --grid ls-2 per channel" quantize "$IN" /big -o "$G" --grid ls-2 --granularity channel
+out_has "grid=ls-2,bits=2,scheme=symmetric,gran=channel:0" "quantize --grid ls-2"
+check_dims "$G" /levels "( 4, 4 )" "quantize --grid ls-2"
+check_dims "$G" /scale "( 4 )" "quantize --grid ls-2"
+q 0 "quantize --grid mxfp4" quantize "$IN" /big -o "$G" --quant grid=mxfp4,block=-1:16:up --json
+grep -q '"quant": "grid=mxfp4,bits=4,[^"]*,block=-1:16:up"' "$OUT" || fail "quantize --grid mxfp4: the block in the spec"
+q 0 "quantize --grid fp8-e4m3 --scale-type none" quantize "$IN" /big -o "$G" --grid fp8-e4m3 --scale-type none
+q 2 "a fixed-width grid with other bits" quantize "$IN" /big -o "$G" --grid ls-2 --bits 4
+err_has "grid=ls-2 is a 2-bit grid, so bits=4 conflicts with it" "a fixed-width grid with other bits"
+q 2 "a block grid per channel" quantize "$IN" /big -o "$G" --grid mxfp4 --granularity channel
+err_has "so gran must be tensor" "a block grid per channel"
+q 2 "an unknown grid" quantize "$IN" /big -o "$G" --grid fp5
+err_has "key 'grid': unknown value 'fp5', expected one of: uniform, ls-1, ls-2" "an unknown grid"
+q 1 "--scale with a codebook grid" quantize "$IN" /big -o "$TMP/g2.h5" --grid kmeans-3 --scale 0.1
+err_has "--scale: grid=kmeans sets its own levels" "--scale with a codebook grid"
+[ -e "$TMP/g2.h5" ] && fail "--scale with a codebook grid: an output was written"
+ok "quasar quantize on the non-uniform grids, and their conflicts"
+
 # ---- quantize-model and quantized-model files (sim/qmodel.c, docs/model-format.md) ------
 q 0 "help quantize-model" help quantize-model
 out_has "Usage: quasar quantize-model MODEL.h5 -o QMODEL.h5" "help quantize-model"
@@ -677,6 +698,25 @@ if [ -f "$QM_MODEL" ]; then
     err_has "is the input model" "quantize-model onto its input through a link"
     cmp -s "$QM_MODEL" "$TMP/float.h5" || fail "quantize-model changed its input"
     ok "quantize-model and eval refuse what would mix a float and a quantized model"
+
+    # non-uniform grids through a quantized-model file: the same figures as quantizing on the fly
+    GOPTS="--weights grid=kmeans-3 --acts grid=fp8-e4m3 --calib-data $QMDATA --calib-images 20"
+    q 0 "quantize-model on kmeans-3 weights and fp8 activations" quantize-model "$QM_MODEL" -o "$TMP/qg.h5" $GOPTS
+    check_dims "$TMP/qg.h5" /nodes/0001_stem/quant/weights/levels "( 16, 8 )" "codebook levels in the file"
+    q 0 "eval the grid QMODEL" eval "$TMP/qg.h5" --data "$QMDATA" --json --threads 1
+    qm_strip >"$TMP/qg-eval1.json"
+    q 0 "eval MODEL on the same grids" eval "$QM_MODEL" --data "$QMDATA" --json --threads 2 $GOPTS
+    qm_strip >"$TMP/qg-eval2.json"
+    cmp -s "$TMP/qg-eval1.json" "$TMP/qg-eval2.json" || fail "grid QMODEL and MODEL on the same grids differ"
+    q 0 "eval --layers names the grids" eval "$TMP/qg.h5" --data "$QMDATA" --layers --limit 8
+    grep -q '^b1\.dw  *conv2d  *kmeans-3 channel minmax' "$OUT" || fail "eval --layers: the kmeans-3 weights"
+    q 1 "the integer engine on ls-2 weights" eval "$QM_MODEL" --data "$QMDATA" --engine int --weights grid=ls-2 \
+        --calib-data "$QMDATA" --calib-images 20
+    err_has "weights on grid ls-2: the integer engine runs sign-basis grids of one basis" "int engine on ls-2"
+    q 0 "the integer engine on ls-t weights" eval "$QM_MODEL" --data "$QMDATA" --engine int --weights grid=ls-t \
+        --calib-data "$QMDATA" --calib-images 20 --json
+    [ -n "$(json top1)" ] || fail "int engine on ls-t: top1"
+    ok "grids through quantized-model files, and the integer engine's sign-basis path"
 
     # a failed run leaves the existing output as it was, and no temporary file
     cp "$QM" "$TMP/qm-keep.h5"
