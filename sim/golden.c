@@ -202,6 +202,12 @@ static int prepare_layer(const qs_qnet_t *q, const qs_int_t *e, int i, lay_t *l)
     const qs_node_t *nd = &g->nodes[i];
     const qs_qlayer_t *L = &q->layer[i];
     qs_golden_layer_t *info = &l->info;
+    if (L->wquant.grid != QS_GRID_UNIFORM) {
+        char gname[32];
+        return qs_error(QS_ERR_UNSUPPORTED, "golden: layer '%s': weights on grid %s; golden vectors hold uniform "
+                        "integer weight codes (the sign-basis grids run as ±1 weights in the integer engine, "
+                        "but their files store level indices)", nd->name, qs_grid_name(&L->wquant, gname, sizeof gname));
+    }
     l->nd = nd;
     l->in = nd->inputs[0];
     l->point = L->point;
