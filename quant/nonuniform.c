@@ -165,6 +165,32 @@ static int quant_elementwise(const qs_quantizer_t *q, const qs_qparams_t *p, con
             i0 = i1;
             continue;
         }
+        if (!fl && p->nlevels <= 16 && q->round.mode != QS_ROUND_STOCHASTIC) {
+            /* small codebooks: the code counts the thresholds below x (on a threshold, the
+             * side qs_codebook_index takes), the same codes without a search */
+            const float *lv = p->levels + k * p->nlevels;
+            const int m = p->nlevels;
+            double t[16];
+            bool up[16];
+            for (int j = 0; j + 1 < m; j++) {
+                t[j] = ((double)lv[j] + (double)lv[j + 1]) / 2;
+                up[j] = !(fabs((double)lv[j]) < fabs((double)lv[j + 1]));
+            }
+            for (int64_t i = i0; i < i1; i++) {
+                float xi = xv[i];
+                double xd = isnan(xi) ? 0.0 : (double)xi;
+                int c = 0;
+                for (int j = 0; j + 1 < m; j++)
+                    c += xd > t[j] || (xd == t[j] && up[j]);
+                if (codes)
+                    codes[i] = c;
+                stat_add(st, xi, lv[c], false);
+                if (y)
+                    y[i] = lv[c];
+            }
+            i0 = i1;
+            continue;
+        }
         for (int64_t i = i0; i < i1; i++) {
         float xi = xv[i], yi;
         int32_t c;

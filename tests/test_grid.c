@@ -199,6 +199,30 @@ START_TEST(test_nearest_level)
     ck_assert_int_eq(qs_codebook_index(b, 4, 1e9f), 3);
     ck_assert_int_eq(qs_codebook_index(b, 4, -1e9f), 0);
     ck_assert_int_eq(qs_codebook_index(b, 4, NAN), 2);
+    /* qs_quantize's small-codebook path gives qs_codebook_index's codes: levels with
+     * duplicates and symmetric pairs, values on every midpoint and on every level */
+    qs_quantizer_t q = parse_ok("grid=kmeans-3");
+    const float lv[8] = {-2.0f, -1.0f, -1.0f, -0.5f, 0.5f, 0.5f, 1.0f, 3.0f};
+    float x[64];
+    int nx = 0;
+    for (int j = 0; j < 8; j++) {
+        x[nx++] = lv[j];
+        if (j < 7)
+            x[nx++] = (lv[j] + lv[j + 1]) / 2;
+    }
+    x[nx++] = NAN, x[nx++] = -7.0f, x[nx++] = 9.0f, x[nx++] = 0.0f, x[nx++] = 0.7499999f, x[nx++] = 0.75f;
+    const int64_t sh[1] = {nx};
+    qs_tensor_t *t = qs_tensor_create(QS_F32, 1, sh), *c = qs_tensor_create(QS_I32, 1, sh);
+    memcpy(t->data, x, (size_t)nx * sizeof *x);
+    qs_qparams_t *p;
+    ck_assert(qs_qparams_create(&q, 1, sh, &p) == QS_OK);
+    memcpy(p->levels, lv, sizeof lv);
+    ck_assert(qs_quantize(&q, p, t, c, NULL, NULL, NULL) == QS_OK);
+    for (int i = 0; i < nx; i++)
+        ck_assert_msg(qs_i32(c)[i] == qs_codebook_index(lv, 8, x[i]), "x = %g: code %d, nearest-level index %d",
+                      (double)x[i], qs_i32(c)[i], qs_codebook_index(lv, 8, x[i]));
+    qs_qparams_free(p);
+    qs_tensor_free(t), qs_tensor_free(c);
 }
 END_TEST
 
