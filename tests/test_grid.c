@@ -352,10 +352,50 @@ static void mx_block(const char *spec, float x0, float xmax, int32_t *c, float *
     run(spec, 1, n, x, c, y, NULL);
 }
 
+/* Worked examples of the OCP MX v1.0 conversion (shared_exp = floor(log2 amax) − emax_elem, elements
+ * rounded to nearest-even and saturated), computed independently with exact arithmetic in quasar's
+ * reference notes on bit-accurate arithmetic (section "OCP MX"): block, shared exponent, dequantized values. */
+static const struct {
+    const char *grid;
+    float v[4];
+    int n, e;
+    float want[4];
+} mx_examples[] = {
+    {"mxfp8-e4m3", {100, 3, -0.5f, 0.02f}, 4, -2, {96, 3, -0.5f, 0.01953125f}},
+    {"mxfp8-e5m2", {100, 3, -0.5f, 0.02f}, 4, -9, {96, 3, -0.5f, 0.01953125f}},
+    {"mxfp4", {100, 3, -0.5f, 0.02f}, 4, 4, {96, 0, 0, 0}},
+    {"mxint8", {100, 3, -0.5f, 0.02f}, 4, 6, {100, 3, 0, 0}},
+    {"mxfp8-e4m3", {127, 1, -1}, 3, -2, {112, 1, -1}},
+    {"mxfp8-e5m2", {127, 1, -1}, 3, -9, {112, 1, -1}},
+    {"mxfp4", {127, 1, -1}, 3, 4, {96, 0, 0}},
+    {"mxint8", {127, 1, -1}, 3, 6, {127, 1, -1}},
+    {"mxfp8-e4m3", {7, 0.3f, -2.5f}, 3, -6, {7, 0.3125f, -2.5f}},
+    {"mxfp8-e5m2", {7, 0.3f, -2.5f}, 3, -13, {7, 0.3125f, -2.5f}},
+    {"mxfp4", {7, 0.3f, -2.5f}, 3, 0, {6, 0.5f, -2}},
+    {"mxint8", {7, 0.3f, -2.5f}, 3, 2, {7, 0.3125f, -2.5f}},
+    {"mxfp8-e4m3", {255, -3, 0.7f}, 3, -1, {224, -3, 0.6875f}},
+    {"mxfp8-e5m2", {255, -3, 0.7f}, 3, -8, {224, -3, 0.75f}},
+    {"mxfp4", {255, -3, 0.7f}, 3, 5, {192, 0, 0}},
+    {"mxint8", {255, -3, 0.7f}, 3, 7, {254, -4, 0}},
+};
+
 START_TEST(test_microscaling)
 {
     int32_t c[32];
     float y[32];
+    for (size_t k = 0; k < sizeof mx_examples / sizeof *mx_examples; k++) {
+        float x[32] = {0};
+        memcpy(x, mx_examples[k].v, (size_t)mx_examples[k].n * sizeof *x);
+        char spec[64];
+        snprintf(spec, sizeof spec, "grid=%s", mx_examples[k].grid);
+        const int64_t n[1] = {32};
+        run(spec, 1, n, x, c, y, NULL);
+        ck_assert_msg((c[0] >> 16) - 127 == mx_examples[k].e, "%s example %zu: shared exponent %d, expected %d",
+                      mx_examples[k].grid, k, (c[0] >> 16) - 127, mx_examples[k].e);
+        for (int i = 0; i < mx_examples[k].n; i++)
+            ck_assert_msg(y[i] == mx_examples[k].want[i], "%s example %zu, element %d: %g, expected %g",
+                          mx_examples[k].grid, k, i, (double)y[i], (double)mx_examples[k].want[i]);
+    }
     /* MXFP4 (E2M1, emax 2): amax 6 → X = 2^(2 − 2) = 1, 6 exact */
     mx_block("grid=mxfp4", 1.5f, 6.0f, c, y);
     ck_assert_int_eq(c[1] >> 16, 127);
