@@ -35,6 +35,7 @@ int qs_cmd_targets(int argc, char **argv); void qs_help_targets(FILE *out);
 int qs_cmd_sweep(int argc, char **argv); void qs_help_sweep(FILE *out);
 int qs_cmd_results(int argc, char **argv); void qs_help_results(FILE *out);
 int qs_cmd_plot(int argc, char **argv); void qs_help_plot(FILE *out);
+int qs_cmd_compress(int argc, char **argv); void qs_help_compress(FILE *out);
 
 /* ---- network quantization options (cli/qopts.c) ----------------------------- */
 
@@ -68,6 +69,8 @@ int qs_cli_intopts_parse(int argc, char **argv, int *i, qs_int_config_t *c);
 
 /* "quasar: <message>" on stderr; returns code so that `return qs_cli_error(2, ...)` works. */
 int qs_cli_error(int code, const char *fmt, ...) QS_PRINTF(2, 3);
+/* Whether two paths name one file (the same string, or the same device and inode). */
+bool qs_cli_same_file(const char *a, const char *b);
 /* The library's last error as "quasar: <message>"; returns code. */
 int qs_cli_fail(int code);
 

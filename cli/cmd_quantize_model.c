@@ -102,9 +102,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
     if (!o->out || !*o->out)
         return qs_cli_error(QS_EXIT_USAGE, "quantize-model: expected -o QMODEL.h5 (see 'quasar help quantize-model')");
     /* the quantized model replaces its output atomically: never the float model it comes from */
-    struct stat a, b;
-    if (strcmp(o->model, o->out) == 0 ||
-        (stat(o->model, &a) == 0 && stat(o->out, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+    if (qs_cli_same_file(o->model, o->out))
         return qs_cli_error(QS_EXIT_USAGE, "quantize-model: the output '%s' is the input model; write the quantized "
                             "model to another file (the float model stays as it is)", o->out);
     /* a typo in a spec is a usage error, found before any work; layer names

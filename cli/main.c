@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const qs_cli_command_t commands[] = {
     {"quantize", "quantize one tensor of an HDF5 file and report the error", qs_cmd_quantize, qs_help_quantize},
@@ -22,6 +23,7 @@ static const qs_cli_command_t commands[] = {
     {"sweep", "run an experiment spec: every point quantized, evaluated and priced, stored in results.h5 with figures", qs_cmd_sweep, qs_help_sweep},
     {"results", "list, show, export or take the Pareto front of the runs of a sweep", qs_cmd_results, qs_help_results},
     {"plot", "draw a figure from the runs of a sweep (gnuplot: PNG, PDF or SVG, with .dat and .gp)", qs_cmd_plot, qs_help_plot},
+    {"compress", "prune a model (magnitude, global, N:M or channels) and save it, optionally fine-tuned", qs_cmd_compress, qs_help_compress},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 
@@ -34,6 +36,12 @@ int qs_cli_error(int code, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return code;
+}
+
+bool qs_cli_same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    return strcmp(a, b) == 0 || (stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino);
 }
 
 int qs_cli_fail(int code)

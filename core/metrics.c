@@ -50,6 +50,8 @@ static const qs_metric_t metrics[] = {
     /* network size */
     {"params", "count", QS_BETTER_LOWER, "parameters of the network (weights, biases, batchnorm gamma, beta, mean, var)"},
     {"macs", "count", QS_BETTER_LOWER, "multiply-accumulates of one inference (conv2d and linear), per image"},
+    {"macs_nonzero", "count", QS_BETTER_LOWER, "multiply-accumulates with a non-zero (unpruned) weight, per image"},
+    {"density", "fraction", QS_BETTER_LOWER, "fraction of conv2d/linear weights a pruning mask keeps"},
     /* the run itself */
     {"seconds", "s", QS_BETTER_LOWER, "wall time of the run"},
     {"img_s", "1/s", QS_BETTER_HIGHER, "images per second of an evaluation"},

@@ -11,6 +11,8 @@ bool qs_exp_layer_is_int(const char *layer);
 /* The network quantization of run r: preset, then the weights/acts words,
  * then the w_ and a_ fields, then the quantization overrides of layers. */
 int qs_exp_apply_quant(const qs_exp_run_t *r, const char *const *layers, int nlayers, qs_qconfig_t *c);
+/* The run's pruning (prune_method, prune_ratio); an error when they do not go together. */
+int qs_exp_apply_prune(const qs_exp_run_t *r, qs_prune_opts_t *o);
 /* The integer engine's configuration of run r (acc, requant, int overrides). */
 int qs_exp_apply_int(const qs_exp_run_t *r, const char *const *layers, int nlayers, qs_int_config_t *c);
 

@@ -98,6 +98,16 @@ static void resolve(qs_exp_run_t *r, const bool *from_axis)
         r->skipped = true;
         snprintf(r->reason, sizeof r->reason, "arithmetic: target needs a target");
     }
+    if (r->skipped)
+        return;
+    qs_prune_opts_t po;
+    qs_error_state_t saved0;
+    qs_error_save(&saved0);
+    if (qs_exp_apply_prune(r, &po) < 0) {
+        r->skipped = true;
+        snprintf(r->reason, sizeof r->reason, "%s", qs_last_error());
+    }
+    qs_error_restore(&saved0);
     if (r->skipped || mask == QS_ENG_FLOAT)
         return;
     /* settings that each parse but do not combine (a fixed-width grid with other bits, a block grid
@@ -356,8 +366,12 @@ int qs_exp_plan_create(const qs_exp_spec_t *s, qs_exp_plan_t **out)
                         from_axis[bl->axis[a].field] = true;
                     }
                     resolve(r, from_axis);
-                    if (strcmp(r->value[ef], "float") == 0 && !r->skipped)
-                        r->repeat = 0, r->block = -1; /* the float engine has nothing to repeat: a baseline */
+                    if (strcmp(r->value[ef], "float") == 0 && !r->skipped) {
+                        r->repeat = 0; /* the float engine has nothing to repeat */
+                        const char *pm = qs_exp_run_value(r, "prune_method");
+                        if (!*pm || strcmp(pm, "none") == 0)
+                            r->block = -1; /* the unpruned float model: the baseline */
+                    }
                     hash_run(s, p, r);
                     rc = add_run(p, &cap, r);
                 }

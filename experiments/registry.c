@@ -18,6 +18,11 @@ static const char *const arithmetic_names[] = {"none", "target", NULL};
 static const qs_exp_field_t fields[] = {
     {"engine", QS_FIELD_CHOICE, "fake", engine_names, 0, 0, QS_ENG_ALL, QS_STAGE_ENGINE,
      "float (reference), fake (fake quantization) or int (bit-exact integer engine)"},
+    {"prune_method", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
+     "pruning before quantization: none (the default, also when empty), magnitude, global, nm:N:M, channel-l1, "
+     "channel-l2 (docs/compression.md)"},
+    {"prune_ratio", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
+     "the fraction pruned, in [0, 1) (magnitude, global: of the weights; channel-*: of each layer's channels)"},
     {"preset", QS_FIELD_TEXT, "w8a8", NULL, 0, 0, QF, QS_STAGE_QUANT,
      "the starting quantization, wNaM (docs/quantization.md, \"Presets\"); the fields below apply on top"},
     {"weights", QS_FIELD_TEXT, "", NULL, 0, 0, QF, QS_STAGE_QUANT, "quantizer spec words for every layer's weights"},
@@ -120,6 +125,30 @@ int qs_exp_field_canon(const qs_exp_field_t *f, const char *value, char *buf, si
         if (qs_requant_parse(value, what, &r) < 0)
             return qs_last_status();
     }
+    if (strcmp(f->name, "prune_method") == 0) {
+        qs_prune_opts_t po;
+        qs_prune_opts_default(&po);
+        if (*value && qs_prune_parse(value, what, &po) < 0)
+            return qs_last_status();
+        if (strcmp(value, "none") == 0) { /* the default, spelt as the default is: runs stay one point */
+            buf[0] = '\0';
+            return QS_OK;
+        }
+    }
+    if (strcmp(f->name, "prune_ratio") == 0 && *value) {
+        double d;
+        if (qs_kv_double(what, NULL, value, 0.0, 0.999999, &d) < 0)
+            return qs_last_status();
+        /* canonical: the shortest form that reads back, so 0.5 and 0.50 are one value */
+        char b[40];
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(b, sizeof b, "%.*g", prec, d);
+            if (strtod(b, NULL) == d)
+                break;
+        }
+        snprintf(buf, n, "%s", b);
+        return QS_OK;
+    }
     if (strcmp(f->name, "preset") == 0) {
         qs_qconfig_t c;
         if (qs_qconfig_preset(&c, value, what) < 0)
@@ -164,6 +193,21 @@ int qs_exp_apply_quant(const qs_exp_run_t *r, const char *const *layers, int nla
     for (int i = 0; i < nlayers; i++)
         if (!qs_exp_layer_is_int(layers[i]) && qs_qconfig_override(c, layers[i], "layers") < 0)
             return qs_last_status();
+    return QS_OK;
+}
+
+int qs_exp_apply_prune(const qs_exp_run_t *r, qs_prune_opts_t *o)
+{
+    qs_prune_opts_default(o);
+    const char *m = qs_exp_run_value(r, "prune_method"), *ratio = qs_exp_run_value(r, "prune_ratio");
+    if (*m && qs_prune_parse(m, "prune_method", o) < 0)
+        return qs_last_status();
+    bool wants = o->method != QS_PRUNE_NONE && o->method != QS_PRUNE_NM;
+    if (wants && !*ratio)
+        return qs_error(QS_ERR_INVALID, "prune_method %s needs a prune_ratio", m);
+    if (!wants && *ratio)
+        return qs_error(QS_ERR_INVALID, "prune_ratio does not apply to prune_method %s", *m ? m : "none");
+    o->ratio = *ratio ? strtod(ratio, NULL) : 0.0;
     return QS_OK;
 }
 

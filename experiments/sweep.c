@@ -57,6 +57,9 @@ struct calib {
     int rc;
     char msg[QS_ERROR_MAX];
     double seconds;
+    bool pruned;          /* the run's model is a pruned copy: these are its figures */
+    int64_t params, macs, macs_nonzero;
+    double density;
 };
 
 typedef struct {
@@ -422,8 +425,24 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
     qs_qconfig_t qc;
     qs_qnet_t *q = NULL;
     int rc = is_float ? qs_qconfig_preset(&qc, "float", "engine float") : qs_exp_apply_quant(r0, w->layers, w->s->nlayers, &qc);
+    /* the transform order: pruning first, on the float model */
+    qs_prune_opts_t po;
+    qs_graph_t *pg = NULL;
+    if (rc >= 0 && (rc = qs_exp_apply_prune(r0, &po)) >= 0 && po.method != QS_PRUNE_NONE) {
+        qs_prune_report_t *rep = calloc(1, sizeof *rep);
+        rc = rep ? qs_graph_prune(m->g, &po, &pg, rep) : qs_error(QS_ERR_NOMEM, "sweep: out of memory");
+        if (rc >= 0) {
+            c->pruned = true;
+            c->params = rep->params_after;
+            c->macs = rep->macs_after;
+            c->macs_nonzero = rep->macs_nonzero;
+            c->density = rep->weights ? 1.0 - (double)rep->masked / (double)rep->weights : 1.0;
+        }
+        free(rep);
+    }
     if (rc >= 0)
-        rc = qs_qnet_create(m->g, &qc, &q);
+        rc = qs_qnet_create(pg ? pg : m->g, &qc, &q);
+    qs_graph_free(pg);
     if (rc >= 0 && !is_float) {
         qs_calib_opts_t co;
         qs_calib_opts_default(&co);
@@ -491,11 +510,13 @@ static void run_group(sweep_t *w, int gi)
         release_calib(cal);
         return;
     }
+    /* a pruned float model is evaluated (its fake-quant network quantizes nothing); the plain one is the reference */
+    const bool reference = is_float && !cal->pruned;
     for (int k = 0; k < n && !atomic_load(&w->stop); k++) {
         const qs_exp_run_t *r = &w->plan->run[idx[k]];
         double tr = qs_now_s();
         eval_t *e = NULL;
-        if (!is_float) {
+        if (!reference) {
             for (int j = 0; j < nev && w->o->share; j++)
                 if (strcmp(evals[j].key, r->engine_key) == 0)
                     e = &evals[j];
@@ -519,7 +540,7 @@ static void run_group(sweep_t *w, int gi)
             continue;
         }
         record_head(w, r, &rec, "ok", NULL);
-        if (is_float) {
+        if (reference) {
             set_num(&rec, "top1", m->eval->float_top1);
             set_num(&rec, "float_top1", m->eval->float_top1);
             set_num(&rec, "agreement", 1.0);
@@ -527,8 +548,12 @@ static void run_group(sweep_t *w, int gi)
         } else {
             eval_metrics(e, q, &rec);
         }
-        set_num(&rec, "params", (double)m->params);
-        set_num(&rec, "macs", (double)m->macs);
+        set_num(&rec, "params", (double)(cal->pruned ? cal->params : m->params));
+        set_num(&rec, "macs", (double)(cal->pruned ? cal->macs : m->macs));
+        if (cal->pruned) {
+            set_num(&rec, "macs_nonzero", (double)cal->macs_nonzero);
+            set_num(&rec, "density", cal->density);
+        }
         int prc = layer_records(r, qs_res_record_get(&rec, "sweep"), m->name, e, q, &L, &nl);
         if (prc >= 0)
             prc = price(w, r, q, e && e->is_int ? &e->icfg : NULL, &rec, L, nl);

@@ -110,6 +110,47 @@ int64_t qs_graph_macs(const qs_graph_t *g);           /* per sample */
  * and removed. *folded (may be NULL) gets the number folded. */
 int qs_graph_fold_bn(const qs_graph_t *g, qs_graph_t **out, int *folded);
 
+/* ---- pruning (sim/prune.c, docs/compression.md) ----------------------------------------------- */
+
+typedef enum {
+    QS_PRUNE_NONE = 0,
+    QS_PRUNE_MAGNITUDE,  /* per layer: the ratio of each layer's weights of smallest magnitude */
+    QS_PRUNE_GLOBAL,     /* one magnitude threshold over every layer */
+    QS_PRUNE_NM,         /* N:M along the reduction dimension */
+    QS_PRUNE_CHANNEL_L1, /* output channels of smallest L1 norm, removed from the graph */
+    QS_PRUNE_CHANNEL_L2,
+    QS_PRUNE_COUNT
+} qs_prune_method_t;
+
+typedef struct {
+    qs_prune_method_t method;
+    double ratio; /* magnitude, global: fraction of weights; channel-*: of each layer's output channels */
+    int n, m;     /* nm */
+} qs_prune_opts_t;
+
+#define QS_PRUNE_MAX_REPORT 256
+typedef struct {
+    int node;
+    int64_t before, after; /* output channels */
+    const char *skipped;   /* why the layer was left whole, or NULL */
+} qs_prune_layer_t;
+
+typedef struct {
+    int64_t weights, masked;         /* conv/linear weights after pruning, and those masked to zero */
+    int64_t macs_before, macs_after; /* dense MACs per sample (channel pruning lowers them) */
+    int64_t macs_nonzero;            /* MACs with a non-zero weight (masks lower them) */
+    int64_t params_before, params_after;
+    int nlayers;                     /* channel pruning: every conv/linear, in order */
+    qs_prune_layer_t layer[QS_PRUNE_MAX_REPORT];
+} qs_prune_report_t;
+
+void qs_prune_opts_default(qs_prune_opts_t *o); /* none; nm 2:4 */
+const char *qs_prune_method_name(qs_prune_method_t m);
+/* "none", "magnitude", "global", "nm" or "nm:N:M", "channel-l1", "channel-l2" (the ratio is set apart). */
+int qs_prune_parse(const char *spec, const char *what, qs_prune_opts_t *o);
+/* A pruned copy of g (masks, or fewer channels), checked by qs_graph_infer; rep may be NULL. */
+int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **out, qs_prune_report_t *rep);
+
 /* ---- model files (docs/model-format.md) -------------------------------------------------- */
 
 /* Loads and validates (qs_graph_infer) a model; a bad file is an error naming

@@ -1,0 +1,243 @@
+/* cli/cmd_compress.c — `quasar compress MODEL.h5 -o OUT.h5 --prune METHOD
+ * [--ratio R] [--finetune-epochs N ...]`: prunes a float model (sim/prune.c,
+ * docs/compression.md), optionally fine-tunes it with its masks fixed, and
+ * writes a new model file (aside, then renamed). */
+#include "config.h"
+
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+void qs_help_compress(FILE *out)
+{
+    fprintf(out,
+            "Usage: quasar compress MODEL.h5 -o OUT.h5 --prune METHOD [--ratio R]\n"
+            "                       [--finetune-epochs N] [--lr LR] [--data SPEC] [--limit N]\n"
+            "                       [--threads N] [--json]\n"
+            "\n"
+            "Prunes a float model and writes the pruned model (docs/compression.md):\n"
+            "  --prune METHOD           magnitude   each conv/linear loses the fraction R of its\n"
+            "                                       weights of smallest magnitude (masks)\n"
+            "                           global      one magnitude threshold over all layers\n"
+            "                           nm:N:M      N of every M consecutive weights along the\n"
+            "                                       reduction dimension kept (e.g. nm:2:4)\n"
+            "                           channel-l1, channel-l2\n"
+            "                                       each layer loses the fraction R of its output\n"
+            "                                       channels (smallest L1/L2 norm), removed with\n"
+            "                                       their batchnorm entries, the depthwise channels\n"
+            "                                       that follow and the readers' input channels;\n"
+            "                                       layers whose channels meet at an add are kept\n"
+            "  --ratio R                the fraction pruned, in [0, 1) (not for nm)\n"
+            "  --finetune-epochs N      then train N epochs with the masks fixed (SGD, cosine\n"
+            "                           schedule from --lr, default 0.01; batchnorm statistics\n"
+            "                           re-estimated on the way)\n"
+            "  --data SPEC              fine-tuning data (default fmnist:train)\n"
+            "  --limit N                fine-tune on a seeded subset of N images\n"
+            "  --threads N              worker threads (default: $QUASAR_THREADS or all cores)\n"
+            "  --json                   one JSON object: params, macs (metric names) and method,\n"
+            "                           ratio, macs_before, macs_nonzero, params_before, density\n"
+            "\n"
+            "Exit status: 0 success, 1 runtime error, 2 usage error.\n");
+}
+
+typedef struct {
+    const char *model, *out, *prune, *data;
+    double ratio, lr;
+    bool ratio_set, json;
+    int64_t threads, epochs, limit;
+} args_t;
+
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    const char *v;
+    int m;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--json") == 0) {
+            a->json = true;
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "-o", &v)) != 0 || (m = qs_cli_opt(argc, argv, &i, "--output", &v)) != 0) {
+            if (m < 0)
+                return QS_EXIT_USAGE;
+            if (a->out)
+                return qs_cli_error(QS_EXIT_USAGE, "compress: -o/--output given twice");
+            a->out = v;
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "--prune", &v)) != 0) {
+            if (m < 0)
+                return QS_EXIT_USAGE;
+            a->prune = v;
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "--data", &v)) != 0) {
+            if (m < 0)
+                return QS_EXIT_USAGE;
+            a->data = v;
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "--ratio", &v)) != 0) {
+            if (m < 0 || qs_kv_double("--ratio", NULL, v, 0.0, 0.999999, &a->ratio) < 0)
+                return m < 0 ? QS_EXIT_USAGE : qs_cli_fail(QS_EXIT_USAGE);
+            a->ratio_set = true;
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "--lr", &v)) != 0) {
+            if (m < 0 || qs_kv_double("--lr", NULL, v, 1e-9, 10.0, &a->lr) < 0)
+                return m < 0 ? QS_EXIT_USAGE : qs_cli_fail(QS_EXIT_USAGE);
+            continue;
+        }
+        static const struct {
+            const char *flag;
+            int64_t lo, hi;
+            size_t at;
+        } nums[] = {
+            {"--threads", 1, 1024, offsetof(args_t, threads)},
+            {"--finetune-epochs", 0, 1000, offsetof(args_t, epochs)},
+            {"--limit", 2, INT64_MAX, offsetof(args_t, limit)},
+        };
+        bool matched = false;
+        for (size_t k = 0; k < sizeof nums / sizeof *nums && !matched; k++) {
+            if ((m = qs_cli_opt(argc, argv, &i, nums[k].flag, &v)) == 0)
+                continue;
+            if (m < 0)
+                return QS_EXIT_USAGE;
+            if (qs_kv_int(nums[k].flag, NULL, v, nums[k].lo, nums[k].hi, (int64_t *)(void *)((char *)a + nums[k].at)) <
+                0)
+                return qs_cli_fail(QS_EXIT_USAGE);
+            matched = true;
+        }
+        if (matched)
+            continue;
+        if (s[0] == '-' && s[1] != '\0')
+            return qs_cli_error(QS_EXIT_USAGE, "compress: unknown option '%s' (see 'quasar help compress')", s);
+        if (a->model)
+            return qs_cli_error(QS_EXIT_USAGE, "compress: unexpected argument '%s' (see 'quasar help compress')", s);
+        a->model = s;
+    }
+    if (!a->model)
+        return qs_cli_error(QS_EXIT_USAGE, "compress: expected MODEL.h5 (see 'quasar help compress')");
+    if (!a->out)
+        return qs_cli_error(QS_EXIT_USAGE, "compress: expected -o OUT.h5 (see 'quasar help compress')");
+    if (!a->prune)
+        return qs_cli_error(QS_EXIT_USAGE, "compress: expected --prune METHOD (see 'quasar help compress')");
+    return QS_EXIT_OK;
+}
+
+static void print_report(const args_t *a, const qs_prune_opts_t *po, const qs_graph_t *g, const qs_prune_report_t *r)
+{
+    double density = r->weights ? 1.0 - (double)r->masked / (double)r->weights : 1.0;
+    if (a->json) {
+        qs_json_t j;
+        qs_json_begin(&j, stdout);
+        qs_json_str(&j, "model", a->model);
+        qs_json_str(&j, "method", a->prune);
+        qs_json_num(&j, "ratio", po->method == QS_PRUNE_NM ? 1.0 - (double)po->n / po->m : po->ratio);
+        qs_json_metric(&j, "params", (double)r->params_after);
+        qs_json_metric(&j, "macs", (double)r->macs_after);
+        qs_json_int(&j, "params_before", r->params_before);
+        qs_json_int(&j, "macs_before", r->macs_before);
+        qs_json_int(&j, "macs_nonzero", r->macs_nonzero);
+        qs_json_num(&j, "density", density);
+        qs_json_end(&j);
+        return;
+    }
+    printf("model       %s (%s)\n", g->name, a->model);
+    printf("pruning     %s", a->prune);
+    if (po->method != QS_PRUNE_NM && po->method != QS_PRUNE_NONE)
+        printf(", ratio %g", po->ratio);
+    printf("\nweights     %.2f%% of %" PRId64 " conv/linear weights masked (density %.4f)\n",
+           r->weights ? 100.0 * (double)r->masked / (double)r->weights : 0.0, r->weights, density);
+    printf("parameters  %" PRId64 " -> %" PRId64 "\n", r->params_before, r->params_after);
+    printf("MACs        %" PRId64 " -> %" PRId64 " per image dense, %" PRId64 " with a non-zero weight (%.1f%% of "
+           "the original)\n",
+           r->macs_before, r->macs_after, r->macs_nonzero,
+           r->macs_before ? 100.0 * (double)r->macs_nonzero / (double)r->macs_before : 0.0);
+    for (int k = 0; k < r->nlayers; k++) {
+        const qs_prune_layer_t *l = &r->layer[k];
+        if (l->skipped)
+            printf("  %-14s kept whole: %s\n", g->nodes[l->node].name, l->skipped);
+        else
+            printf("  %-14s %" PRId64 " -> %" PRId64 " channels\n", g->nodes[l->node].name, l->before, l->after);
+    }
+}
+
+static void on_epoch(const qs_train_epoch_t *e, void *ctx)
+{
+    const args_t *a = ctx;
+    if (!a->json)
+        printf("finetune    epoch %d: loss %.4f, train top-1 %.4f\n", e->epoch, e->loss, e->train_top1);
+    fflush(stdout);
+}
+
+int qs_cmd_compress(int argc, char **argv)
+{
+    args_t a;
+    memset(&a, 0, sizeof a);
+    a.lr = 0.01;
+    int ex = parse_args(argc, argv, &a);
+    if (ex != QS_EXIT_OK)
+        return ex;
+    qs_prune_opts_t po;
+    qs_prune_opts_default(&po);
+    if (qs_prune_parse(a.prune, "--prune", &po) < 0)
+        return qs_cli_fail(QS_EXIT_USAGE);
+    bool wants_ratio = po.method != QS_PRUNE_NM && po.method != QS_PRUNE_NONE;
+    if (wants_ratio && !a.ratio_set)
+        return qs_cli_error(QS_EXIT_USAGE, "compress: --prune %s needs --ratio R", a.prune);
+    if (!wants_ratio && a.ratio_set)
+        return qs_cli_error(QS_EXIT_USAGE, "compress: --ratio does not apply to --prune %s", a.prune);
+    po.ratio = a.ratio;
+    qs_graph_t *g = NULL, *p = NULL;
+    qs_dataset_t *tr = NULL;
+    qs_pool_t *pool = NULL;
+    qs_prune_report_t *rep = calloc(1, sizeof *rep);
+    ex = QS_EXIT_RUNTIME;
+    if (!rep) {
+        qs_error(QS_ERR_NOMEM, "compress: out of memory");
+        goto fail;
+    }
+    if (qs_cli_same_file(a.model, a.out)) {
+        qs_error(QS_ERR_INVALID, "compress: the output '%s' is the input model; write the pruned model to another file",
+                 a.out);
+        ex = QS_EXIT_USAGE;
+        goto fail;
+    }
+    if (qs_model_load(a.model, &g) < 0)
+        goto fail;
+    if (qs_graph_prune(g, &po, &p, rep) < 0)
+        goto fail;
+    print_report(&a, &po, p, rep);
+    if (a.epochs > 0) {
+        if (!(pool = qs_pool_create((int)a.threads)) || qs_dataset_open(a.data ? a.data : "fmnist:train", &tr) < 0)
+            goto fail;
+        qs_train_opts_t to;
+        qs_train_opts_default(&to);
+        to.epochs = (int)a.epochs;
+        to.lr = a.lr;
+        to.limit = a.limit;
+        to.pool = pool;
+        if (qs_train(p, tr, NULL, &to, NULL, on_epoch, &a) < 0)
+            goto fail;
+    }
+    if (qs_model_save(p, a.out) < 0)
+        goto fail;
+    if (!a.json)
+        printf("output      %s\n", a.out);
+    ex = QS_EXIT_OK;
+    goto done;
+fail:
+    ex = qs_cli_fail(ex);
+done:
+    free(rep);
+    qs_pool_free(pool);
+    qs_dataset_free(tr);
+    qs_graph_free(p);
+    qs_graph_free(g);
+    return ex;
+}

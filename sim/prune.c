@@ -1,0 +1,468 @@
+/* sim/prune.c — pruning: a copy of a graph with weights removed
+ * (docs/compression.md).
+ *
+ *  - magnitude: per layer, the round(ratio·n) weights of smallest magnitude
+ *    of every conv2d/linear get mask 0 (weights already masked count among
+ *    them); global: one threshold over all layers' weights together;
+ *  - nm:N:M: in every run of M consecutive weights along the reduction
+ *    dimension (a row of K = I·kh·kw of an output channel) the N largest
+ *    magnitudes are kept (a row's shorter last run keeps min(N, its length));
+ *  - channel-l1, channel-l2: the output channels of a layer with the smallest
+ *    L1/L2 norms are removed from the graph, with what depends on them: the
+ *    batchnorm entries, the channels of depthwise convolutions downstream
+ *    (and their own batchnorms), and the input channels (or features) of
+ *    every conv2d/linear that reads them. A layer whose channels reach an
+ *    add, a concat, a grouped convolution, a reshape or the network output
+ *    is left whole (its channels are tied to another layer's).
+ * Ordering is exact: magnitudes sort ascending with ties broken by position
+ * (the earlier weight or channel goes first), so results do not depend on
+ * the platform's sort. */
+#include "sim/sim_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const method_names[] = {"none", "magnitude", "global", "nm", "channel-l1", "channel-l2"};
+
+const char *qs_prune_method_name(qs_prune_method_t m)
+{
+    return (int)m >= 0 && m < QS_PRUNE_COUNT ? method_names[m] : "?";
+}
+
+void qs_prune_opts_default(qs_prune_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->method = QS_PRUNE_NONE;
+    o->n = 2;
+    o->m = 4;
+}
+
+int qs_prune_parse(const char *spec, const char *what, qs_prune_opts_t *o)
+{
+    qs_prune_opts_t t = *o;
+    if (!spec || !*spec)
+        return qs_error(QS_ERR_INVALID, "%s: no pruning method given", what);
+    int n, m;
+    char tail;
+    if (strncmp(spec, "nm", 2) == 0 && (spec[2] == '\0' || spec[2] == ':')) {
+        t.method = QS_PRUNE_NM;
+        if (spec[2] == ':') {
+            if (sscanf(spec + 3, "%d:%d%c", &n, &m, &tail) != 2 || m < 2 || m > 16 || n < 1 || n >= m)
+                return qs_error(QS_ERR_INVALID, "%s: '%s': expected nm:N:M with 1 <= N < M <= 16 (e.g. nm:2:4)", what,
+                                spec);
+            t.n = n;
+            t.m = m;
+        }
+        *o = t;
+        return QS_OK;
+    }
+    for (int i = 0; i < QS_PRUNE_COUNT; i++)
+        if (i != QS_PRUNE_NM && strcmp(spec, method_names[i]) == 0) {
+            t.method = (qs_prune_method_t)i;
+            *o = t;
+            return QS_OK;
+        }
+    return qs_error(QS_ERR_INVALID,
+                    "%s: unknown pruning method '%s', expected one of: none, magnitude, global, nm:N:M, channel-l1, "
+                    "channel-l2",
+                    what, spec);
+}
+
+static bool is_layer(const qs_node_t *n) { return (n->op == QS_OP_CONV2D || n->op == QS_OP_LINEAR) && n->weight; }
+
+/* A weight's magnitude and position, sorted ascending (ties: the earlier first). */
+typedef struct {
+    float a;
+    int32_t layer;
+    int64_t k;
+} mag_t;
+
+static int cmp_mag(const void *x, const void *y)
+{
+    const mag_t *a = x, *b = y;
+    if (a->a != b->a)
+        return a->a < b->a ? -1 : 1;
+    if (a->layer != b->layer)
+        return a->layer < b->layer ? -1 : 1;
+    return (a->k > b->k) - (a->k < b->k);
+}
+
+/* The node's mask, created all ones if it has none. */
+static float *mask_of(qs_node_t *n)
+{
+    if (!n->mask) {
+        if (!(n->mask = qs_tensor_create(QS_F32, n->weight->ndim, n->weight->shape)))
+            return NULL;
+        float *m = qs_f32(n->mask);
+        for (int64_t k = 0; k < n->mask->size; k++)
+            m[k] = 1.0f;
+    }
+    return qs_f32(n->mask);
+}
+
+/* Prunes the `count` smallest of the weights in layers [from, to] (global: all layers at once). */
+static int prune_smallest(qs_graph_t *g, const int *layers, int nl, double ratio)
+{
+    int64_t total = 0;
+    for (int j = 0; j < nl; j++)
+        total += g->nodes[layers[j]].weight->size;
+    mag_t *v = malloc((size_t)(total > 0 ? total : 1) * sizeof *v);
+    if (!v)
+        return qs_error(QS_ERR_NOMEM, "prune: out of memory for %lld weights", (long long)total);
+    int64_t t = 0;
+    for (int j = 0; j < nl; j++) {
+        qs_node_t *n = &g->nodes[layers[j]];
+        const float *w = qs_f32(n->weight), *m = n->mask ? qs_f32(n->mask) : NULL;
+        for (int64_t k = 0; k < n->weight->size; k++) {
+            /* a weight already pruned counts as zero: it goes first */
+            v[t].a = m && m[k] == 0.0f ? -1.0f : fabsf(w[k]);
+            v[t].layer = layers[j];
+            v[t].k = k;
+            t++;
+        }
+    }
+    qsort(v, (size_t)total, sizeof *v, cmp_mag);
+    int64_t count = (int64_t)llround(ratio * (double)total);
+    for (int64_t i = 0; i < count; i++) {
+        float *m = mask_of(&g->nodes[v[i].layer]);
+        if (!m) {
+            free(v);
+            return qs_last_status();
+        }
+        m[v[i].k] = 0.0f;
+    }
+    free(v);
+    return QS_OK;
+}
+
+static int prune_nm(qs_graph_t *g, int i, int N, int M)
+{
+    qs_node_t *n = &g->nodes[i];
+    const int64_t O = n->weight->shape[0], K = n->weight->size / O;
+    float *m = mask_of(n);
+    if (!m)
+        return qs_last_status();
+    const float *w = qs_f32(n->weight);
+    mag_t run[16];
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t k0 = 0; k0 < K; k0 += M) {
+            int len = (int)(K - k0 < M ? K - k0 : M);
+            for (int j = 0; j < len; j++) {
+                int64_t k = o * K + k0 + j;
+                run[j].a = m[k] == 0.0f ? -1.0f : fabsf(w[k]);
+                run[j].layer = 0;
+                run[j].k = -(k0 + j); /* ties: among equals the later goes first, so the earlier is kept */
+            }
+            qsort(run, (size_t)len, sizeof *run, cmp_mag);
+            int keep = N < len ? N : len;
+            for (int j = 0; j < len - keep; j++)
+                m[o * K - run[j].k] = 0.0f;
+        }
+    return QS_OK;
+}
+
+/* ---- channel pruning ------------------------------------------------------------------------- */
+
+/* What removing output channels of layer i touches: per-channel nodes (batchnorm, depthwise convs) and the
+ * consumers whose input channels go; flatten: the consumer's features are c·hw + p. */
+typedef struct {
+    int perch[64];  /* batchnorms and depthwise convs downstream */
+    int nperch;
+    int cons[16];   /* conv2d (groups 1) and linear readers */
+    int64_t hw[16]; /* features per channel at each consumer (1 but after a flatten of a C×H×W map) */
+    int ncons;
+} reach_t;
+
+static int readers_of(const qs_graph_t *g, int j, int *r, int max)
+{
+    int c = 0;
+    for (int k = j + 1; k < g->nnodes; k++)
+        for (int t = 0; t < g->nodes[k].ninputs; t++)
+            if (g->nodes[k].inputs[t] == j) {
+                if (c < max)
+                    r[c] = k;
+                c++;
+                break;
+            }
+    return c;
+}
+
+/* Follows node j's output (channel-aligned with the pruned layer); false with *why when it cannot. */
+static bool walk(const qs_graph_t *g, int j, int64_t hw, reach_t *R, const char **why)
+{
+    if (g->output == j) {
+        *why = "its channels are the network output";
+        return false;
+    }
+    int rd[16];
+    int nr = readers_of(g, j, rd, 16);
+    if (nr > 16) {
+        *why = "too many readers";
+        return false;
+    }
+    for (int t = 0; t < nr; t++) {
+        const qs_node_t *n = &g->nodes[rd[t]];
+        switch (n->op) {
+        case QS_OP_BATCHNORM:
+        case QS_OP_RELU:
+        case QS_OP_RELU6:
+        case QS_OP_CLIP:
+        case QS_OP_MAXPOOL:
+        case QS_OP_AVGPOOL:
+        case QS_OP_GAP:
+            if (n->op == QS_OP_BATCHNORM) {
+                if (R->nperch == 64)
+                    return (*why = "too many nodes downstream", false);
+                R->perch[R->nperch++] = rd[t];
+            }
+            if (!walk(g, rd[t], n->op == QS_OP_GAP ? 1 : hw, R, why))
+                return false;
+            break;
+        case QS_OP_FLATTEN: {
+            const qs_node_t *src = &g->nodes[j];
+            int64_t per = src->out_ndim == 3 ? src->out_shape[1] * src->out_shape[2] : 1;
+            if (!walk(g, rd[t], hw * per, R, why))
+                return false;
+            break;
+        }
+        case QS_OP_CONV2D:
+            if (n->groups == 1) {
+                if (R->ncons == 16)
+                    return (*why = "too many consumers", false);
+                R->hw[R->ncons] = 1;
+                R->cons[R->ncons++] = rd[t];
+                break;
+            }
+            if (n->groups != n->weight->shape[0] || n->weight->shape[1] != 1) {
+                *why = "a grouped convolution reads them";
+                return false;
+            }
+            if (R->nperch == 64)
+                return (*why = "too many nodes downstream", false);
+            R->perch[R->nperch++] = rd[t]; /* depthwise: its channels go too, and so on downstream */
+            if (!walk(g, rd[t], hw, R, why))
+                return false;
+            break;
+        case QS_OP_LINEAR:
+            if (R->ncons == 16)
+                return (*why = "too many consumers", false);
+            R->hw[R->ncons] = hw;
+            R->cons[R->ncons++] = rd[t];
+            break;
+        default:
+            *why = n->op == QS_OP_ADD      ? "they meet another layer's channels at an add"
+                   : n->op == QS_OP_CONCAT ? "they are concatenated with another layer's"
+                                           : "an operation that mixes channels reads them";
+            return false;
+        }
+    }
+    if (nr == 0) {
+        *why = "nothing reads them";
+        return false;
+    }
+    return true;
+}
+
+/* t with entries keep[0..nk) along axis (0 or 1), each `span` wide along that axis's flattened tail. */
+static qs_tensor_t *take(const qs_tensor_t *t, int axis, const int64_t *keep, int64_t nk, int64_t span)
+{
+    int64_t shape[QS_MAX_DIMS];
+    for (int d = 0; d < t->ndim; d++)
+        shape[d] = t->shape[d];
+    int64_t outer = axis == 0 ? 1 : t->shape[0];
+    int64_t len = t->shape[axis] / span, inner = 1;
+    for (int d = axis + 1; d < t->ndim; d++)
+        inner *= t->shape[d];
+    shape[axis] = nk * span;
+    qs_tensor_t *r = qs_tensor_create(t->dtype, t->ndim, shape);
+    if (!r)
+        return NULL;
+    const float *s = qs_f32(t);
+    float *d = qs_f32(r);
+    (void)len;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < nk; c++)
+            memcpy(d + (o * nk * span + c * span) * inner, s + (o * t->shape[axis] + keep[c] * span) * inner,
+                   (size_t)(span * inner) * sizeof *d);
+    return r;
+}
+
+static int replace(qs_tensor_t **slot, qs_tensor_t *t)
+{
+    if (!t)
+        return qs_last_status();
+    qs_tensor_free(*slot);
+    *slot = t;
+    return QS_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int prune_channels(qs_graph_t *g, int i, double ratio, bool l2, qs_prune_layer_t *rep)
+{
+    qs_node_t *n = &g->nodes[i];
+    const int64_t O = n->weight->shape[0], K = n->weight->size / O;
+    memset(rep, 0, sizeof *rep);
+    rep->node = i;
+    rep->before = O;
+    rep->after = O;
+    reach_t R;
+    memset(&R, 0, sizeof R);
+    const char *why = NULL;
+    if (n->op == QS_OP_CONV2D && n->groups != 1) {
+        rep->skipped = "a depthwise or grouped convolution's channels follow its input's";
+        return QS_OK;
+    }
+    if (!walk(g, i, 1, &R, &why)) {
+        rep->skipped = why;
+        return QS_OK;
+    }
+    int64_t remove = (int64_t)floor(ratio * (double)O);
+    if (remove >= O)
+        remove = O - 1; /* a layer keeps one channel */
+    if (remove <= 0)
+        return QS_OK;
+    mag_t *v = malloc((size_t)O * sizeof *v);
+    int64_t *keep = malloc((size_t)O * sizeof *keep);
+    if (!v || !keep) {
+        free(v), free(keep);
+        return qs_error(QS_ERR_NOMEM, "prune: out of memory");
+    }
+    const float *w = qs_f32(n->weight), *m = n->mask ? qs_f32(n->mask) : NULL;
+    for (int64_t o = 0; o < O; o++) {
+        double s = 0;
+        for (int64_t k = 0; k < K; k++) {
+            double x = m && m[o * K + k] == 0.0f ? 0.0 : w[o * K + k];
+            s += l2 ? x * x : fabs(x);
+        }
+        v[o].a = (float)(l2 ? sqrt(s) : s);
+        v[o].layer = 0;
+        v[o].k = o;
+    }
+    qsort(v, (size_t)O, sizeof *v, cmp_mag);
+    int64_t nk = 0;
+    for (int64_t r = remove; r < O; r++)
+        keep[nk++] = v[r].k;
+    qsort(keep, (size_t)nk, sizeof *keep, cmp_i64);
+    int rc = replace(&n->weight, take(n->weight, 0, keep, nk, 1));
+    if (rc >= 0 && n->bias)
+        rc = replace(&n->bias, take(n->bias, 0, keep, nk, 1));
+    if (rc >= 0 && n->mask)
+        rc = replace(&n->mask, take(n->mask, 0, keep, nk, 1));
+    for (int t = 0; rc >= 0 && t < R.nperch; t++) {
+        qs_node_t *p = &g->nodes[R.perch[t]];
+        if (p->op == QS_OP_BATCHNORM) {
+            qs_tensor_t **bn[4] = {&p->gamma, &p->beta, &p->mean, &p->var};
+            for (int b = 0; rc >= 0 && b < 4; b++)
+                rc = replace(bn[b], take(*bn[b], 0, keep, nk, 1));
+        } else { /* depthwise */
+            rc = replace(&p->weight, take(p->weight, 0, keep, nk, 1));
+            if (rc >= 0 && p->bias)
+                rc = replace(&p->bias, take(p->bias, 0, keep, nk, 1));
+            if (rc >= 0 && p->mask)
+                rc = replace(&p->mask, take(p->mask, 0, keep, nk, 1));
+            p->groups = (int)nk;
+        }
+    }
+    for (int t = 0; rc >= 0 && t < R.ncons; t++) {
+        qs_node_t *c = &g->nodes[R.cons[t]];
+        rc = replace(&c->weight, take(c->weight, 1, keep, nk, R.hw[t]));
+        if (rc >= 0 && c->mask)
+            rc = replace(&c->mask, take(c->mask, 1, keep, nk, R.hw[t]));
+    }
+    rep->after = nk;
+    free(v), free(keep);
+    return rc;
+}
+
+int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **out, qs_prune_report_t *rep)
+{
+    *out = NULL;
+    if (rep)
+        memset(rep, 0, sizeof *rep);
+    if (!g || !o)
+        return qs_error(QS_ERR_INVALID, "prune: no graph or options");
+    if ((int)o->method < 0 || o->method >= QS_PRUNE_COUNT)
+        return qs_error(QS_ERR_INVALID, "prune: unknown method %d", (int)o->method);
+    bool ratio_used = o->method != QS_PRUNE_NONE && o->method != QS_PRUNE_NM;
+    if (ratio_used && !(o->ratio >= 0.0 && o->ratio < 1.0))
+        return qs_error(QS_ERR_INVALID, "prune %s: ratio %g: expected a fraction in [0, 1)",
+                        qs_prune_method_name(o->method), o->ratio);
+    if (o->method == QS_PRUNE_NM && (o->m < 2 || o->m > 16 || o->n < 1 || o->n >= o->m))
+        return qs_error(QS_ERR_INVALID, "prune nm:%d:%d: expected 1 <= N < M <= 16", o->n, o->m);
+    qs_graph_t *c = qs_graph_clone(g);
+    if (!c)
+        return qs_error_context("prune: ");
+    int *layers = malloc((size_t)c->nnodes * sizeof *layers), nl = 0;
+    if (!layers) {
+        qs_graph_free(c);
+        return qs_error(QS_ERR_NOMEM, "prune: out of memory");
+    }
+    for (int i = 0; i < c->nnodes; i++)
+        if (is_layer(&c->nodes[i]))
+            layers[nl++] = i;
+    int rc = QS_OK;
+    switch (o->method) {
+    case QS_PRUNE_NONE: break;
+    case QS_PRUNE_GLOBAL: rc = prune_smallest(c, layers, nl, o->ratio); break;
+    case QS_PRUNE_MAGNITUDE:
+        for (int j = 0; rc >= 0 && j < nl; j++)
+            rc = prune_smallest(c, &layers[j], 1, o->ratio);
+        break;
+    case QS_PRUNE_NM:
+        for (int j = 0; rc >= 0 && j < nl; j++)
+            rc = prune_nm(c, layers[j], o->n, o->m);
+        break;
+    default: /* channels: every layer, in order; the later ones see the earlier's removals */
+        for (int j = 0; rc >= 0 && j < nl; j++) {
+            qs_prune_layer_t lr;
+            rc = prune_channels(c, layers[j], o->ratio, o->method == QS_PRUNE_CHANNEL_L2, &lr);
+            if (rc >= 0 && rep && rep->nlayers < QS_PRUNE_MAX_REPORT)
+                rep->layer[rep->nlayers++] = lr;
+        }
+        break;
+    }
+    free(layers);
+    if (rc >= 0 && (rc = qs_graph_infer(c)) < 0)
+        qs_error_context("prune %s: the pruned graph does not check: ", qs_prune_method_name(o->method));
+    if (rc < 0) {
+        qs_graph_free(c);
+        return rc;
+    }
+    if (rep) {
+        for (int i = 0; i < c->nnodes; i++) {
+            const qs_node_t *n = &c->nodes[i];
+            if (!is_layer(n))
+                continue;
+            rep->weights += n->weight->size;
+            if (n->mask) {
+                const float *m = qs_f32(n->mask);
+                for (int64_t k = 0; k < n->mask->size; k++)
+                    rep->masked += m[k] == 0.0f;
+            }
+        }
+        rep->macs_before = qs_graph_macs(g);
+        rep->macs_after = qs_graph_macs(c);
+        for (int i = 0; i < c->nnodes; i++) {
+            const qs_node_t *n = &c->nodes[i];
+            if (!is_layer(n))
+                continue;
+            int64_t kept = n->weight->size;
+            if (n->mask) {
+                const float *m = qs_f32(n->mask);
+                for (int64_t k = 0; k < n->mask->size; k++)
+                    kept -= m[k] == 0.0f;
+            }
+            rep->macs_nonzero += (int64_t)llround((double)qs_node_macs(c, i) * (double)kept / (double)n->weight->size);
+        }
+        rep->params_before = qs_graph_params(g);
+        rep->params_after = qs_graph_params(c);
+    }
+    *out = c;
+    return QS_OK;
+}
