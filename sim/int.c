@@ -1164,7 +1164,7 @@ static void popcount_row(const step_t *st, int64_t o, const uint64_t *planes, in
             int64_t d = 0;
             for (int64_t w = 0; w < KW; w++)
                 d += __builtin_popcountll(pl[j * KW + w] & wp[w]) - __builtin_popcountll(pl[j * KW + w] & wn[w]);
-            sum += d << j;
+            sum += d * ((int64_t)1 << j);
         }
         acc[p] = sum + corr;
         int64_t m = llabs(acc[p]);
