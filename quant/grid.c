@@ -416,14 +416,26 @@ const char *qs_grid_int_reason(const qs_quantizer_t *q)
     case QS_GRID_UNIFORM:
     case QS_GRID_LS1:
     case QS_GRID_LST: return NULL;
-    case QS_GRID_LS2:
-    case QS_GRID_GF: return "the integer engine runs sign-basis grids of one basis (ls-1, ls-t); this grid has several";
+    case QS_GRID_GF:
+        if (q->grid_k == 1)
+            return NULL; /* gf-1 is ls-1 */
+        return "the integer engine runs sign-basis grids of one basis (ls-1, gf-1, ls-t); this grid has several";
+    case QS_GRID_LS2: return "the integer engine runs sign-basis grids of one basis (ls-1, gf-1, ls-t); this grid has several";
     case QS_GRID_POT:
     case QS_GRID_APOT:
     case QS_GRID_KMEANS:
     case QS_GRID_LLOYD: return "the integer engine has no shift-add or lookup-table datapath for codebook grids";
     default: return "the integer engine has no floating-point datapath (float and block grids run in fake-quant)";
     }
+}
+
+int32_t qs_grid_sign_weight(const qs_quantizer_t *q, int32_t code)
+{
+    if (q->grid == QS_GRID_LS1 || (q->grid == QS_GRID_GF && q->grid_k == 1))
+        return 2 * code - 1;
+    if (q->grid == QS_GRID_LST)
+        return code - 1;
+    return INT32_MIN;
 }
 
 /* ---- power-of-two levels ---------------------------------------------------------------------- */

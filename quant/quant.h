@@ -315,9 +315,12 @@ char *qs_grid_name(const qs_quantizer_t *q, char *buf, size_t n);
  * `slices` slices: scales and zero points (32 bits each unless a block
  * scale), level tables, block scales and the nvfp4 tensor scale. */
 double qs_grid_overhead_bits(const qs_quantizer_t *q, int64_t elements, int64_t slices);
-/* NULL if the integer engine executes q's weights (uniform, ls-1, ls-t),
+/* NULL if the integer engine executes q's weights (uniform, ls-1 = gf-1, ls-t),
  * else why it cannot. */
 const char *qs_grid_int_reason(const qs_quantizer_t *q);
+/* The integer weight of a sign-basis code whose grid has one scale (ls-1, gf-1: 2c − 1; ls-t: c − 1), or
+ * INT32_MIN for other grids. */
+int32_t qs_grid_sign_weight(const qs_quantizer_t *q, int32_t code);
 /* pot and apot: the unit levels (ascending, largest 1) for `bits` bits, signed
  * (one sign bit) or unsigned; returns their count, or an error below 0. */
 int qs_log_levels(qs_grid_t g, int bits, bool is_unsigned, double *lv, int max);

@@ -388,14 +388,14 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
     /* weights, bias, requantization, bounds and guaranteed widths */
     st->wraw = qs_i32(L->wcodes);
     const qs_qparams_t *wp = L->wp;
-    if (L->wquant.grid == QS_GRID_LS1 || L->wquant.grid == QS_GRID_LST) {
+    if (L->wquant.grid != QS_GRID_UNIFORM) { /* qs_grid_int_reason let through only one-scale sign bases */
         /* sign-basis levels ±v (and 0): integer weights ±1 (0) at scale v, zero point 0 */
         const int64_t n = L->wcodes->size;
         if (!(st->wsign = malloc((size_t)n * sizeof *st->wsign)))
             return qs_error(QS_ERR_NOMEM, "integer engine: out of memory for node '%s'", nd->name);
         const int32_t *c = qs_i32(L->wcodes);
         for (int64_t k = 0; k < n; k++)
-            st->wsign[k] = L->wquant.grid == QS_GRID_LS1 ? 2 * c[k] - 1 : c[k] - 1;
+            st->wsign[k] = qs_grid_sign_weight(&L->wquant, c[k]);
         st->wraw = st->wsign;
         st->KW = (K + 63) / 64;
         st->wpos = calloc((size_t)(O * st->KW), sizeof *st->wpos);

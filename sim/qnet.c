@@ -470,7 +470,7 @@ static int quantize_bias(qs_qnet_t *q, int i)
     int p = l->bq && l->wq ? qs_sim_input_point(q, i) : -1;
     if (p < 0 || q->layer[p].ap->count != 1)
         return QS_OK;
-    bool signs = l->wquant.grid == QS_GRID_LS1 || l->wquant.grid == QS_GRID_LST; /* ±v = v·(±1): s_w = v */
+    bool signs = qs_grid_sign_weight(&l->wquant, 0) != INT32_MIN; /* ±v = v·(±1): s_w = v */
     if ((l->wquant.grid != QS_GRID_UNIFORM && !signs) || q->layer[p].aquant.grid != QS_GRID_UNIFORM)
         return QS_OK; /* s_w·s_x is an integer product's scale only on these grids: the bias stays in float */
     const float sx = q->layer[p].ap->scale[0];
