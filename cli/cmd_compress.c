@@ -32,6 +32,10 @@ void qs_help_compress(FILE *out)
             "                                       that follow and the readers' input channels;\n"
             "                                       layers whose channels meet at an add are kept\n"
             "  --ratio R                the fraction pruned, in [0, 1) (not for nm)\n"
+            "  --bn-reestimate          then set every batchnorm's statistics to those of its\n"
+            "                           input on --calib-images images of --calib-data\n"
+            "  --calib-data SPEC        re-estimation data (default fmnist:train)\n"
+            "  --calib-images N         images for it (default 1000, seed 1)\n"
             "  --finetune-epochs N      then train N epochs with the masks fixed (SGD, cosine\n"
             "                           schedule from --lr, default 0.01; batchnorm statistics\n"
             "                           re-estimated on the way)\n"
@@ -45,10 +49,10 @@ void qs_help_compress(FILE *out)
 }
 
 typedef struct {
-    const char *model, *out, *prune, *data;
+    const char *model, *out, *prune, *data, *calib_data;
     double ratio, lr;
-    bool ratio_set, json;
-    int64_t threads, epochs, limit;
+    bool ratio_set, json, bn;
+    int64_t threads, epochs, limit, calib_images;
 } args_t;
 
 static int parse_args(int argc, char **argv, args_t *a)
@@ -57,8 +61,14 @@ static int parse_args(int argc, char **argv, args_t *a)
     int m;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
-        if (strcmp(s, "--json") == 0) {
-            a->json = true;
+        if (strcmp(s, "--json") == 0 || strcmp(s, "--bn-reestimate") == 0) {
+            *(s[2] == 'j' ? &a->json : &a->bn) = true;
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "--calib-data", &v)) != 0) {
+            if (m < 0)
+                return QS_EXIT_USAGE;
+            a->calib_data = v;
             continue;
         }
         if ((m = qs_cli_opt(argc, argv, &i, "-o", &v)) != 0 || (m = qs_cli_opt(argc, argv, &i, "--output", &v)) != 0) {
@@ -100,6 +110,7 @@ static int parse_args(int argc, char **argv, args_t *a)
             {"--threads", 1, 1024, offsetof(args_t, threads)},
             {"--finetune-epochs", 0, 1000, offsetof(args_t, epochs)},
             {"--limit", 2, INT64_MAX, offsetof(args_t, limit)},
+            {"--calib-images", 1, INT64_MAX, offsetof(args_t, calib_images)},
         };
         bool matched = false;
         for (size_t k = 0; k < sizeof nums / sizeof *nums && !matched; k++) {
@@ -213,8 +224,22 @@ int qs_cmd_compress(int argc, char **argv)
     if (qs_graph_prune(g, &po, &p, rep) < 0)
         goto fail;
     print_report(&a, &po, p, rep);
+    if ((a.bn || a.epochs > 0) && !(pool = qs_pool_create((int)a.threads)))
+        goto fail;
+    if (a.bn) {
+        qs_dataset_t *cd = NULL;
+        int nbn = 0;
+        int rc = qs_dataset_open(a.calib_data ? a.calib_data : "fmnist:train", &cd);
+        if (rc >= 0)
+            rc = qs_graph_bn_reestimate(p, cd, a.calib_images ? a.calib_images : 1000, 1, pool, &nbn);
+        qs_dataset_free(cd);
+        if (rc < 0)
+            goto fail;
+        if (!a.json)
+            printf("batchnorm   %d re-estimated\n", nbn);
+    }
     if (a.epochs > 0) {
-        if (!(pool = qs_pool_create((int)a.threads)) || qs_dataset_open(a.data ? a.data : "fmnist:train", &tr) < 0)
+        if (qs_dataset_open(a.data ? a.data : "fmnist:train", &tr) < 0)
             goto fail;
         qs_train_opts_t to;
         qs_train_opts_default(&to);

@@ -188,6 +188,15 @@ int qs_dataset_subset(const qs_dataset_t *d, int64_t count, uint64_t seed, qs_da
 int qs_dataset_batch(const qs_dataset_t *d, const qs_graph_t *g, int64_t first, const int64_t *idx, int64_t count,
                      qs_tensor_t *out, int32_t *labels);
 
+/* ---- batchnorm re-estimation (sim/transform.c) ---- */
+
+/* Sets every batchnorm's mean and variance (population variance) to those of its input over `images`
+ * images of d (a seeded subset), one batchnorm at a time in graph order with the float engine, so each
+ * sees the ones before it re-estimated: what pruning needs before its numbers mean anything.
+ * *count (may be NULL) gets the number re-estimated. */
+int qs_graph_bn_reestimate(qs_graph_t *g, const qs_dataset_t *d, int64_t images, uint64_t seed, qs_pool_t *pool,
+                           int *count);
+
 /* ---- the float engine -------------------------------------------------------------------------- */
 
 typedef struct {

@@ -176,6 +176,81 @@ START_TEST(test_channels)
 }
 END_TEST
 
+/* n images of g's input shape, values in [0, 1) */
+static qs_dataset_t *mem_data(const qs_graph_t *g, int64_t n, float **img, int32_t **lab)
+{
+    static qs_dataset_t d;
+    memset(&d, 0, sizeof d);
+    int64_t per = g->in_c * g->in_h * g->in_w;
+    *img = malloc((size_t)(n * per) * sizeof **img);
+    *lab = calloc((size_t)n, sizeof **lab);
+    ck_assert(*img && *lab);
+    for (int64_t i = 0; i < n * per; i++)
+        (*img)[i] = (float)qs_rng_uniform(5, 1, (uint64_t)i);
+    d.n = n, d.c = g->in_c, d.h = g->in_h, d.w = g->in_w;
+    d.f32 = *img;
+    d.labels = *lab;
+    d.num_classes = g->num_classes;
+    snprintf(d.source, sizeof d.source, "memory");
+    return &d;
+}
+
+static qs_tensor_t *logits(const qs_graph_t *g, const qs_dataset_t *d)
+{
+    int64_t shape[4] = {d->n, g->in_c, g->in_h, g->in_w};
+    qs_tensor_t *x = qs_tensor_create(QS_F32, 4, shape);
+    ck_assert_int_eq(qs_dataset_batch(d, g, 0, NULL, d->n, x, NULL), QS_OK);
+    qs_engine_t *e = NULL;
+    ck_assert_int_eq(qs_engine_create(g, NULL, &e), QS_OK);
+    const qs_tensor_t *y;
+    ck_assert_int_eq(qs_engine_forward(e, x, &y), QS_OK);
+    qs_tensor_t *r = qs_tensor_clone(y);
+    qs_engine_free(e);
+    qs_tensor_free(x);
+    return r;
+}
+
+/* Re-estimation gives each batchnorm its input's statistics: twice is once, and a layer scaled by 3 before
+ * a batchnorm computes what it did once its batchnorm is re-estimated. */
+START_TEST(test_bn_reestimate)
+{
+    qs_graph_t *g = zoo("fmnist-dwsep");
+    float *img;
+    int32_t *lab;
+    qs_dataset_t *d = mem_data(g, 48, &img, &lab);
+    int n = 0;
+    ck_assert_int_eq(qs_graph_bn_reestimate(g, d, 48, 1, NULL, &n), QS_OK);
+    ck_assert_int_eq(n, 7);
+    qs_graph_t *h = qs_graph_clone(g);
+    ck_assert_int_eq(qs_graph_bn_reestimate(h, d, 48, 1, NULL, NULL), QS_OK);
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == QS_OP_BATCHNORM) {
+            ck_assert(memcmp(g->nodes[i].mean->data, h->nodes[i].mean->data, (size_t)g->nodes[i].mean->size * 4) == 0);
+            ck_assert(memcmp(g->nodes[i].var->data, h->nodes[i].var->data, (size_t)g->nodes[i].var->size * 4) == 0);
+        }
+    qs_tensor_t *y0 = logits(g, d);
+    int stem = qs_graph_find(h, "stem");
+    ck_assert_int_ge(stem, 0);
+    for (int64_t k = 0; k < h->nodes[stem].weight->size; k++)
+        qs_f32(h->nodes[stem].weight)[k] *= 3.0f;
+    for (int64_t k = 0; h->nodes[stem].bias && k < h->nodes[stem].bias->size; k++)
+        qs_f32(h->nodes[stem].bias)[k] *= 3.0f;
+    ck_assert_int_eq(qs_graph_bn_reestimate(h, d, 48, 1, NULL, NULL), QS_OK);
+    qs_tensor_t *y1 = logits(h, d);
+    double num = 0, den = 0;
+    for (int64_t k = 0; k < y0->size; k++) {
+        double e = qs_f32(y0)[k] - qs_f32(y1)[k];
+        num += e * e;
+        den += (double)qs_f32(y0)[k] * qs_f32(y0)[k];
+    }
+    ck_assert_msg(sqrt(num / den) < 1e-3, "relative error %g", sqrt(num / den));
+    qs_tensor_free(y0), qs_tensor_free(y1);
+    qs_graph_free(h);
+    qs_graph_free(g);
+    free(img), free(lab);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     qs_prune_opts_t o;
@@ -203,6 +278,7 @@ static Suite *prune_suite(void)
     tcase_add_test(tc, test_magnitude_ratio);
     tcase_add_loop_test(tc, test_nm, 0, 2);
     tcase_add_loop_test(tc, test_channels, 0, 2);
+    tcase_add_test(tc, test_bn_reestimate);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     return s;
