@@ -4,6 +4,7 @@
 #include "core/core.h"
 #include "quant/quant.h"
 #include "sim/sim.h"
+#include "sim/dfq.h"
 #include "hwmodels/hw.h"
 #include "results/results.h"
 #include "experiments/experiments.h"

@@ -36,6 +36,7 @@ int qs_cmd_sweep(int argc, char **argv); void qs_help_sweep(FILE *out);
 int qs_cmd_results(int argc, char **argv); void qs_help_results(FILE *out);
 int qs_cmd_plot(int argc, char **argv); void qs_help_plot(FILE *out);
 int qs_cmd_compress(int argc, char **argv); void qs_help_compress(FILE *out);
+int qs_cmd_dfq(int argc, char **argv); void qs_help_dfq(FILE *out);
 
 /* ---- network quantization options (cli/qopts.c) ----------------------------- */
 

@@ -24,6 +24,7 @@ static const qs_cli_command_t commands[] = {
     {"results", "list, show, export or take the Pareto front of the runs of a sweep", qs_cmd_results, qs_help_results},
     {"plot", "draw a figure from the runs of a sweep (gnuplot: PNG, PDF or SVG, with .dat and .gp)", qs_cmd_plot, qs_help_plot},
     {"compress", "prune a model (magnitude, global, N:M or channels) and save it, optionally fine-tuned", qs_cmd_compress, qs_help_compress},
+    {"dfq", "data-free quantization: equalize layers, absorb high biases, correct biases; save the model", qs_cmd_dfq, qs_help_dfq},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

@@ -369,7 +369,7 @@ int qs_exp_plan_create(const qs_exp_spec_t *s, qs_exp_plan_t **out)
                     if (strcmp(r->value[ef], "float") == 0 && !r->skipped) {
                         r->repeat = 0; /* the float engine has nothing to repeat */
                         const char *pm = qs_exp_run_value(r, "prune_method");
-                        if (!*pm || strcmp(pm, "none") == 0)
+                        if ((!*pm || strcmp(pm, "none") == 0) && !*qs_exp_run_value(r, "bn_reestimate"))
                             r->block = -1; /* the unpruned float model: the baseline */
                     }
                     hash_run(s, p, r);

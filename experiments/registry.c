@@ -23,6 +23,8 @@ static const qs_exp_field_t fields[] = {
      "channel-l2 (docs/compression.md)"},
     {"prune_ratio", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
      "the fraction pruned, in [0, 1) (magnitude, global: of the weights; channel-*: of each layer's channels)"},
+    {"bn_reestimate", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
+     "yes: after pruning, every batchnorm's statistics re-estimated on the calibration images (no: the default)"},
     {"preset", QS_FIELD_TEXT, "w8a8", NULL, 0, 0, QF, QS_STAGE_QUANT,
      "the starting quantization, wNaM (docs/quantization.md, \"Presets\"); the fields below apply on top"},
     {"weights", QS_FIELD_TEXT, "", NULL, 0, 0, QF, QS_STAGE_QUANT, "quantizer spec words for every layer's weights"},
@@ -134,6 +136,14 @@ int qs_exp_field_canon(const qs_exp_field_t *f, const char *value, char *buf, si
             buf[0] = '\0';
             return QS_OK;
         }
+    }
+    if (strcmp(f->name, "bn_reestimate") == 0) {
+        static const char *const yn[] = {"no", "yes", NULL};
+        int k;
+        if (*value && qs_kv_choice(what, NULL, value, yn, &k) < 0)
+            return qs_last_status();
+        snprintf(buf, n, "%s", *value && k == 1 ? "yes" : ""); /* no is the default, spelt as the default is */
+        return QS_OK;
     }
     if (strcmp(f->name, "prune_ratio") == 0 && *value) {
         double d;

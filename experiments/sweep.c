@@ -440,6 +440,18 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
         }
         free(rep);
     }
+    if (rc >= 0 && strcmp(qs_exp_run_value(r0, "bn_reestimate"), "yes") == 0) {
+        if (!pg && !(pg = qs_graph_clone(m->g)))
+            rc = qs_last_status();
+        if (rc >= 0)
+            rc = qs_graph_bn_reestimate(pg, w->calib, w->s->calib_images, w->s->calib_seed + (uint64_t)r0->repeat, NULL,
+                                        NULL);
+        c->pruned = true; /* a changed model: evaluated, with its own figures */
+        if (!c->params) {
+            c->params = qs_graph_params(m->g), c->macs = qs_graph_macs(m->g);
+            c->macs_nonzero = c->macs, c->density = 1.0;
+        }
+    }
     if (rc >= 0)
         rc = qs_qnet_create(pg ? pg : m->g, &qc, &q);
     qs_graph_free(pg);

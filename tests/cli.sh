@@ -773,6 +773,79 @@ else
     echo "# $QM_MODEL not found: skipping the quantize-model runs"
 fi
 
+# ---- compress (sim/prune.c, docs/compression.md) ------------------------------------------------
+q 0 "help compress" help compress
+out_has "Usage: quasar compress MODEL.h5 -o OUT.h5 --prune METHOD" "help compress"
+q 2 "compress without --prune" compress a.h5 -o b.h5
+err_has "compress: expected --prune METHOD" "compress without --prune"
+q 2 "compress magnitude without a ratio" compress a.h5 -o b.h5 --prune magnitude
+err_has "--prune magnitude needs --ratio R" "compress magnitude without a ratio"
+q 2 "compress nm with a ratio" compress a.h5 -o b.h5 --prune nm:2:4 --ratio 0.5
+err_has "--ratio does not apply to --prune nm:2:4" "compress nm with a ratio"
+q 2 "compress with a bad method" compress a.h5 -o b.h5 --prune nm:4:4
+err_has "expected nm:N:M with 1 <= N < M <= 16" "compress with a bad method"
+q 2 "compress with ratio 1" compress a.h5 -o b.h5 --prune global --ratio 1
+err_has "--ratio" "compress with ratio 1"
+q 2 "compress onto its input" compress a.h5 -o a.h5 --prune global --ratio 0.5
+err_has "is the input model" "compress onto its input"
+ok "quasar compress: help and usage errors"
+CP_MODEL="${srcdir:-.}/models/fmnist-dwsep.h5"
+if [ -f "$CP_MODEL" ]; then
+    q 0 "compress nm:2:4" compress "$CP_MODEL" -o "$TMP/cp-nm.h5" --prune nm:2:4 --json
+    [ "$(json macs)" = 818600 ] || fail "compress nm:2:4: dense MACs unchanged"
+    [ "$(json macs_nonzero)" -lt 818600 ] || fail "compress nm:2:4: fewer non-zero MACs"
+    q 0 "info on the 2:4 model" info "$TMP/cp-nm.h5"
+    out_has "sparsity" "info on the 2:4 model"
+    q 0 "compress channel-l2 with re-estimation" compress "$CP_MODEL" -o "$TMP/cp-ch.h5" --prune channel-l2 --ratio 0.5 \
+        --bn-reestimate --calib-data "$QMDATA" --calib-images 20
+    out_has "stem           16 -> 8 channels" "compress channel-l2"
+    out_has "fc             kept whole: its channels are the network output" "compress channel-l2"
+    out_has "batchnorm   7 re-estimated" "compress channel-l2"
+    q 0 "eval the channel-pruned model" eval "$TMP/cp-ch.h5" --data "$QMDATA" --json
+    [ "$(json images)" = 32 ] || fail "eval the channel-pruned model"
+    q 0 "info on the channel-pruned model" info "$TMP/cp-ch.h5" --json
+    out_has '"params": 3454, "macs": 258772,' "info on the channel-pruned model: its parameters and MACs"
+    ok "quasar compress: 2:4 masks, channel pruning with batchnorm re-estimation, and the pruned model evaluates"
+fi
+
+# ---- dfq (sim/dfq.c): data-free quantization transforms -----------------------------------------
+q 0 "help dfq" help dfq
+out_has "Usage: quasar dfq MODEL.h5 -o OUT.h5" "help dfq"; out_has "--relu6 replace|skip" "help dfq"
+q 2 "dfq without arguments" dfq
+err_has "quasar: dfq: expected MODEL.h5" "dfq without arguments"
+q 2 "dfq without -o" dfq a.h5
+err_has "dfq: expected -o OUT.h5" "dfq without -o"
+q 2 "dfq onto its input" dfq a.h5 -o a.h5
+err_has "the output 'a.h5' is the input model" "dfq onto its input"
+q 2 "dfq with a bad method" dfq a.h5 -o b.h5 --method cle+foo
+err_has "unknown step 'foo'" "dfq with a bad method"
+q 2 "dfq --bc without bc" dfq a.h5 -o b.h5 --bc empirical
+err_has "which --method cle+absorb does not do (add +bc)" "dfq --bc without bc"
+q 2 "dfq --acts" dfq a.h5 -o b.h5 --method bc --acts bits=4
+err_has "--acts has no effect here" "dfq --acts"
+q 2 "dfq analytic with images" dfq a.h5 -o b.h5 --method bc --calib-images 10
+err_has "are for --bc empirical" "dfq analytic with images"
+q 1 "dfq on a missing model" dfq "$TMP/nope.h5" -o "$TMP/dfq-nope.h5"
+err_prefixed "dfq on a missing model"
+ok "quasar dfq: help and usage errors"
+
+DFQ_MODEL="${srcdir:-.}/models/fmnist-dwsep.h5"
+if [ -f "$DFQ_MODEL" ]; then
+    q 0 "dfq" dfq "$DFQ_MODEL" -o "$TMP/dfq.h5" --method cle+absorb+bc --weights bits=4,gran=tensor --threads 1
+    out_has "equalized   7 pairs in " "dfq"; out_has "7 relu6 replaced by relu" "dfq"
+    out_has "corrected   7 layers against weights grid=uniform,bits=4" "dfq"
+    grep -q '^  b3.pw  *fc  *b3.pw.relu6 (relu6 -> relu)  *128 ' "$OUT" || fail "dfq: the b3.pw -> fc pair"
+    q 0 "info of the dfq output" info "$TMP/dfq.h5"
+    grep -q 'b2.dw.relu6  *relu  ' "$OUT" || fail "dfq output: relu6 replaced"
+    q 0 "dfq --json, 2 threads" dfq "$DFQ_MODEL" -o "$TMP/dfq2.h5" --method cle+absorb+bc --weights bits=4,gran=tensor --threads 2 --json
+    out_has '"pairs": 7' "dfq --json"; out_has '"converged": true' "dfq --json"
+    cmp -s "$TMP/dfq.h5" "$TMP/dfq2.h5" || h5diff -q "$TMP/dfq.h5" "$TMP/dfq2.h5" 2>/dev/null || fail "dfq: 1 and 2 threads differ"
+    q 1 "dfq with relu6=skip" dfq "$DFQ_MODEL" -o "$TMP/dfq3.h5" --method cle --relu6 skip
+    err_has "has no pair of layers to equalize" "dfq with relu6=skip"
+    [ ! -e "$TMP/dfq3.h5" ] || fail "dfq: a failed run leaves no output"
+    ok "quasar dfq: equalization, absorption and bias correction of fmnist-dwsep"
+fi
+
 # ---- eval with quantization options (cli/qopts.c, docs/quantization.md) ----------------------
 q 2 "eval --preset twice" eval a.h5 --preset w8a8 --preset w4a8
 err_has "--preset given twice" "eval --preset twice"
