@@ -5,6 +5,7 @@
  * results columns all read it, so a new sweepable setting is one line here
  * (plus the code that applies it in experiments/sweep.c). */
 #include "experiments/exp_internal.h"
+#include "sim/dfq.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +26,9 @@ static const qs_exp_field_t fields[] = {
      "the fraction pruned, in [0, 1) (magnitude, global: of the weights; channel-*: of each layer's channels)"},
     {"bn_reestimate", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
      "yes: after pruning, every batchnorm's statistics re-estimated on the calibration images (no: the default)"},
+    {"dfq", QS_FIELD_TEXT, "", NULL, 0, 0, QF, QS_STAGE_QUANT,
+     "data-free quantization (Nagel et al. 2019) before calibration: none (the default), cle, cle+absorb, "
+     "cle+absorb+bc, bc (analytic bias correction against the run's weights)"},
     {"preset", QS_FIELD_TEXT, "w8a8", NULL, 0, 0, QF, QS_STAGE_QUANT,
      "the starting quantization, wNaM (docs/quantization.md, \"Presets\"); the fields below apply on top"},
     {"weights", QS_FIELD_TEXT, "", NULL, 0, 0, QF, QS_STAGE_QUANT, "quantizer spec words for every layer's weights"},
@@ -136,6 +140,14 @@ int qs_exp_field_canon(const qs_exp_field_t *f, const char *value, char *buf, si
             buf[0] = '\0';
             return QS_OK;
         }
+    }
+    if (strcmp(f->name, "dfq") == 0) {
+        unsigned steps = 0;
+        if (*value && qs_dfq_method_parse(value, what, &steps) < 0)
+            return qs_last_status();
+        char name[64];
+        snprintf(buf, n, "%s", steps ? qs_dfq_method_str(steps, name, sizeof name) : ""); /* none: the default, "" */
+        return QS_OK;
     }
     if (strcmp(f->name, "bn_reestimate") == 0) {
         static const char *const yn[] = {"no", "yes", NULL};

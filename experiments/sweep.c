@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "experiments/exp_internal.h"
+#include "sim/dfq.h"
 
 #include <errno.h>
 #include <math.h>
@@ -451,6 +452,22 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
             c->params = qs_graph_params(m->g), c->macs = qs_graph_macs(m->g);
             c->macs_nonzero = c->macs, c->density = 1.0;
         }
+    }
+    /* then equalization, absorption and bias correction (against this run's weights) */
+    const char *dfq = qs_exp_run_value(r0, "dfq");
+    if (rc >= 0 && *dfq) {
+        qs_dfq_opts_t dopt;
+        qs_dfq_opts_default(&dopt);
+        qs_dfq_report_t drep;
+        memset(&drep, 0, sizeof drep);
+        qs_graph_t *dg = NULL;
+        dopt.qcfg = &qc;
+        if ((rc = qs_dfq_method_parse(dfq, "dfq", &dopt.steps)) >= 0 &&
+            (rc = qs_dfq_apply(pg ? pg : m->g, &dopt, w->calib, &dg, &drep)) >= 0) {
+            qs_graph_free(pg);
+            pg = dg;
+        }
+        qs_dfq_report_free(&drep);
     }
     if (rc >= 0)
         rc = qs_qnet_create(pg ? pg : m->g, &qc, &q);
