@@ -32,6 +32,12 @@ void qs_help_compress(FILE *out)
             "                                       that follow and the readers' input channels;\n"
             "                                       layers whose channels meet at an add are kept\n"
             "  --ratio R                the fraction pruned, in [0, 1) (not for nm)\n"
+            "  --target-macs F          instead of --ratio (magnitude, channel-*): choose a ratio per\n"
+            "                           layer so that the fraction F of the MACs stays (magnitude:\n"
+            "                           MACs with a non-zero weight): each layer is pruned alone at\n"
+            "                           0.1 .. 0.9 and evaluated on --select-images images (default\n"
+            "                           500) of --select-data (default fmnist:train), then the highest\n"
+            "                           accuracy threshold whose per-layer choice meets F is kept\n"
             "  --bn-reestimate          then set every batchnorm's statistics to those of its\n"
             "                           input on --calib-images images of --calib-data\n"
             "  --calib-data SPEC        re-estimation data (default fmnist:train)\n"
@@ -49,10 +55,10 @@ void qs_help_compress(FILE *out)
 }
 
 typedef struct {
-    const char *model, *out, *prune, *data, *calib_data;
-    double ratio, lr;
+    const char *model, *out, *prune, *data, *calib_data, *select_data;
+    double ratio, lr, target;
     bool ratio_set, json, bn;
-    int64_t threads, epochs, limit, calib_images;
+    int64_t threads, epochs, limit, calib_images, select_images;
 } args_t;
 
 static int parse_args(int argc, char **argv, args_t *a)
@@ -97,6 +103,17 @@ static int parse_args(int argc, char **argv, args_t *a)
             a->ratio_set = true;
             continue;
         }
+        if ((m = qs_cli_opt(argc, argv, &i, "--target-macs", &v)) != 0) {
+            if (m < 0 || qs_kv_double("--target-macs", NULL, v, 1e-6, 0.999999, &a->target) < 0)
+                return m < 0 ? QS_EXIT_USAGE : qs_cli_fail(QS_EXIT_USAGE);
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "--select-data", &v)) != 0) {
+            if (m < 0)
+                return QS_EXIT_USAGE;
+            a->select_data = v;
+            continue;
+        }
         if ((m = qs_cli_opt(argc, argv, &i, "--lr", &v)) != 0) {
             if (m < 0 || qs_kv_double("--lr", NULL, v, 1e-9, 10.0, &a->lr) < 0)
                 return m < 0 ? QS_EXIT_USAGE : qs_cli_fail(QS_EXIT_USAGE);
@@ -111,6 +128,7 @@ static int parse_args(int argc, char **argv, args_t *a)
             {"--finetune-epochs", 0, 1000, offsetof(args_t, epochs)},
             {"--limit", 2, INT64_MAX, offsetof(args_t, limit)},
             {"--calib-images", 1, INT64_MAX, offsetof(args_t, calib_images)},
+            {"--select-images", 1, INT64_MAX, offsetof(args_t, select_images)},
         };
         bool matched = false;
         for (size_t k = 0; k < sizeof nums / sizeof *nums && !matched; k++) {
@@ -160,7 +178,9 @@ static void print_report(const args_t *a, const qs_prune_opts_t *po, const qs_gr
     }
     printf("model       %s (%s)\n", g->name, a->model);
     printf("pruning     %s", a->prune);
-    if (po->method != QS_PRUNE_NM && po->method != QS_PRUNE_NONE)
+    if (po->layer_ratio)
+        printf(", ratios per layer for %g of the MACs", a->target);
+    else if (po->method != QS_PRUNE_NM && po->method != QS_PRUNE_NONE)
         printf(", ratio %g", po->ratio);
     printf("\nweights     %.2f%% of %" PRId64 " conv/linear weights masked (density %.4f)\n",
            r->weights ? 100.0 * (double)r->masked / (double)r->weights : 0.0, r->weights, density);
@@ -199,8 +219,14 @@ int qs_cmd_compress(int argc, char **argv)
     if (qs_prune_parse(a.prune, "--prune", &po) < 0)
         return qs_cli_fail(QS_EXIT_USAGE);
     bool wants_ratio = po.method != QS_PRUNE_NM && po.method != QS_PRUNE_NONE;
+    if (a.target > 0 && (a.ratio_set || (po.method != QS_PRUNE_MAGNITUDE && po.method != QS_PRUNE_CHANNEL_L1 &&
+                                         po.method != QS_PRUNE_CHANNEL_L2)))
+        return qs_cli_error(QS_EXIT_USAGE, "compress: --target-macs goes with --prune magnitude, channel-l1 or "
+                            "channel-l2, instead of --ratio");
+    if (a.target > 0)
+        a.ratio_set = true, wants_ratio = true; /* the ratios are chosen per layer */
     if (wants_ratio && !a.ratio_set)
-        return qs_cli_error(QS_EXIT_USAGE, "compress: --prune %s needs --ratio R", a.prune);
+        return qs_cli_error(QS_EXIT_USAGE, "compress: --prune %s needs --ratio R (or --target-macs F)", a.prune);
     if (!wants_ratio && a.ratio_set)
         return qs_cli_error(QS_EXIT_USAGE, "compress: --ratio does not apply to --prune %s", a.prune);
     po.ratio = a.ratio;
@@ -221,10 +247,55 @@ int qs_cmd_compress(int argc, char **argv)
     }
     if (qs_model_load(a.model, &g) < 0)
         goto fail;
-    if (qs_graph_prune(g, &po, &p, rep) < 0)
+    double *lr = NULL;
+    if (a.target > 0) {
+        qs_prune_select_t *sel = calloc(1, sizeof *sel);
+        qs_dataset_t *sd = NULL, *sub = NULL;
+        qs_prune_select_opts_t so;
+        qs_prune_select_opts_default(&so);
+        so.target = a.target;
+        int rc = sel && (pool = qs_pool_create((int)a.threads)) ? QS_OK : qs_error(QS_ERR_NOMEM, "compress: out of memory");
+        so.engine.pool = pool;
+        if (rc >= 0)
+            rc = qs_dataset_open(a.select_data ? a.select_data : "fmnist:train", &sd);
+        if (rc >= 0)
+            rc = qs_dataset_subset(sd, a.select_images ? a.select_images : 500, 1, &sub);
+        if (rc >= 0)
+            rc = qs_prune_select(g, po.method, sub, &so, sel);
+        if (rc >= 0 && !(lr = malloc((size_t)g->nnodes * sizeof *lr)))
+            rc = qs_error(QS_ERR_NOMEM, "compress: out of memory");
+        if (rc >= 0) {
+            for (int i = 0; i < g->nnodes; i++)
+                lr[i] = 0.0;
+            if (!a.json) {
+                printf("selection   %d layers x %d ratios on %" PRId64 " images of %s (%d evaluations): top-1 alone "
+                       "at 0 and 0.1 .. 0.9\n",
+                       sel->nlayers, so.ncand, sub->n, sub->source, sel->evaluations);
+                for (int k = 0; k < sel->nlayers; k++) {
+                    printf("  %-14s", g->nodes[sel->node[k]].name);
+                    for (int c = 0; c <= so.ncand; c++)
+                        printf(" %.3f", sel->top1[k][c]);
+                    printf("  -> ratio %.1f\n", sel->ratio[k]);
+                }
+                printf("selected    threshold top-1 %.4f: %.1f%% of the MACs%s\n", sel->threshold,
+                       100.0 * sel->macs_fraction, sel->met ? "" : " (the target is out of reach: the most aggressive choice)");
+            }
+            for (int k = 0; k < sel->nlayers; k++)
+                lr[sel->node[k]] = sel->ratio[k];
+            po.layer_ratio = lr;
+        }
+        free(sel);
+        qs_dataset_free(sub);
+        qs_dataset_free(sd);
+        if (rc < 0)
+            goto fail;
+    }
+    int prc = qs_graph_prune(g, &po, &p, rep);
+    free(lr);
+    if (prc < 0)
         goto fail;
     print_report(&a, &po, p, rep);
-    if ((a.bn || a.epochs > 0) && !(pool = qs_pool_create((int)a.threads)))
+    if ((a.bn || a.epochs > 0) && !pool && !(pool = qs_pool_create((int)a.threads)))
         goto fail;
     if (a.bn) {
         qs_dataset_t *cd = NULL;

@@ -380,6 +380,11 @@ static int prune_channels(qs_graph_t *g, int i, double ratio, bool l2, qs_prune_
     return rc;
 }
 
+static double ratio_of(const qs_prune_opts_t *o, int node)
+{
+    return o->layer_ratio && o->layer_ratio[node] >= 0 ? o->layer_ratio[node] : o->ratio;
+}
+
 int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **out, qs_prune_report_t *rep)
 {
     *out = NULL;
@@ -393,6 +398,10 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
     if (ratio_used && !(o->ratio >= 0.0 && o->ratio < 1.0))
         return qs_error(QS_ERR_INVALID, "prune %s: ratio %g: expected a fraction in [0, 1)",
                         qs_prune_method_name(o->method), o->ratio);
+    for (int i = 0; ratio_used && o->layer_ratio && i < g->nnodes; i++)
+        if (!(o->layer_ratio[i] < 1.0))
+            return qs_error(QS_ERR_INVALID, "prune %s: the ratio of node '%s' is %g: expected a fraction below 1",
+                            qs_prune_method_name(o->method), g->nodes[i].name, o->layer_ratio[i]);
     if (o->method == QS_PRUNE_NM && (o->m < 2 || o->m > 16 || o->n < 1 || o->n >= o->m))
         return qs_error(QS_ERR_INVALID, "prune nm:%d:%d: expected 1 <= N < M <= 16", o->n, o->m);
     qs_graph_t *c = qs_graph_clone(g);
@@ -412,7 +421,7 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
     case QS_PRUNE_GLOBAL: rc = prune_smallest(c, layers, nl, o->ratio); break;
     case QS_PRUNE_MAGNITUDE:
         for (int j = 0; rc >= 0 && j < nl; j++)
-            rc = prune_smallest(c, &layers[j], 1, o->ratio);
+            rc = prune_smallest(c, &layers[j], 1, ratio_of(o, layers[j]));
         break;
     case QS_PRUNE_NM:
         for (int j = 0; rc >= 0 && j < nl; j++)
@@ -421,7 +430,7 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
     default: /* channels: every layer, in order; the later ones see the earlier's removals */
         for (int j = 0; rc >= 0 && j < nl; j++) {
             qs_prune_layer_t lr;
-            rc = prune_channels(c, layers[j], o->ratio, o->method == QS_PRUNE_CHANNEL_L2, &lr);
+            rc = prune_channels(c, layers[j], ratio_of(o, layers[j]), o->method == QS_PRUNE_CHANNEL_L2, &lr);
             if (rc >= 0 && rep && rep->nlayers < QS_PRUNE_MAX_REPORT)
                 rep->layer[rep->nlayers++] = lr;
         }
@@ -465,4 +474,158 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
     }
     *out = c;
     return QS_OK;
+}
+
+/* ---- per-layer ratio selection ------------------------------------------------------------------ */
+
+void qs_prune_select_opts_default(qs_prune_select_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->target = 0.5;
+    o->ncand = 9;
+    for (int c = 0; c < 9; c++)
+        o->cand[c] = 0.1 * (c + 1);
+}
+
+/* Prunes g with per-layer ratios lr and evaluates it: top-1 and the MACs the target counts. */
+static int try_ratios(const qs_graph_t *g, qs_prune_method_t method, const double *lr, const qs_dataset_t *d,
+                      const qs_prune_select_opts_t *o, double *top1, double *macs)
+{
+    qs_prune_opts_t po;
+    qs_prune_opts_default(&po);
+    po.method = method;
+    po.layer_ratio = lr;
+    qs_prune_report_t *rep = calloc(1, sizeof *rep);
+    qs_graph_t *p = NULL;
+    if (!rep)
+        return qs_error(QS_ERR_NOMEM, "prune select: out of memory");
+    int rc = qs_graph_prune(g, &po, &p, rep);
+    if (rc >= 0)
+        *macs = (double)(method == QS_PRUNE_MAGNITUDE ? rep->macs_nonzero : rep->macs_after);
+    free(rep);
+    if (rc >= 0 && top1) {
+        qs_eval_t ev;
+        if ((rc = qs_eval(p, d, &o->engine, 256, NULL, &ev)) >= 0)
+            *top1 = ev.top1;
+    }
+    qs_graph_free(p);
+    return rc;
+}
+
+int qs_prune_select(const qs_graph_t *g, qs_prune_method_t method, const qs_dataset_t *d,
+                    const qs_prune_select_opts_t *o, qs_prune_select_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (method != QS_PRUNE_MAGNITUDE && method != QS_PRUNE_CHANNEL_L1 && method != QS_PRUNE_CHANNEL_L2)
+        return qs_error(QS_ERR_INVALID, "prune select: per-layer ratios apply to magnitude, channel-l1 and channel-l2, "
+                        "not %s", qs_prune_method_name(method));
+    if (!(o->target > 0 && o->target < 1))
+        return qs_error(QS_ERR_INVALID, "prune select: target %g: expected the fraction of MACs to keep, in (0, 1)",
+                        o->target);
+    if (o->ncand < 1 || o->ncand > QS_PRUNE_MAX_CANDIDATES)
+        return qs_error(QS_ERR_INVALID, "prune select: %d candidate ratios: expected 1..%d", o->ncand,
+                        QS_PRUNE_MAX_CANDIDATES);
+    for (int c = 0; c < o->ncand; c++)
+        if (!(o->cand[c] > 0 && o->cand[c] < 1) || (c && o->cand[c] <= o->cand[c - 1]))
+            return qs_error(QS_ERR_INVALID, "prune select: candidate ratios must be ascending fractions in (0, 1)");
+    double *lr = malloc((size_t)g->nnodes * sizeof *lr);
+    if (!lr)
+        return qs_error(QS_ERR_NOMEM, "prune select: out of memory");
+    for (int i = 0; i < g->nnodes; i++)
+        lr[i] = 0.0;
+    int rc = QS_OK;
+    double base_top1 = 0, base_macs = 0;
+    if ((rc = try_ratios(g, method, lr, d, o, &base_top1, &base_macs)) < 0)
+        goto done;
+    out->evaluations = 1;
+    /* each layer alone at each candidate (channel pruning: layers it keeps whole are left out) */
+    for (int i = 0; i < g->nnodes && rc >= 0; i++) {
+        const qs_node_t *n = &g->nodes[i];
+        if (!is_layer(n) || out->nlayers == QS_PRUNE_MAX_REPORT)
+            continue;
+        if (method != QS_PRUNE_MAGNITUDE) {
+            qs_graph_t *tmp = qs_graph_clone(g);
+            qs_prune_layer_t pl;
+            if (!tmp) {
+                rc = qs_last_status();
+                break;
+            }
+            rc = prune_channels(tmp, i, o->cand[0], false, &pl);
+            qs_graph_free(tmp);
+            if (rc < 0)
+                break;
+            if (pl.skipped)
+                continue;
+        }
+        int k = out->nlayers++;
+        out->node[k] = i;
+        out->top1[k][0] = base_top1;
+        out->macs[k][0] = base_macs;
+        for (int c = 0; c < o->ncand && rc >= 0; c++) {
+            lr[i] = o->cand[c];
+            rc = try_ratios(g, method, lr, d, o, &out->top1[k][1 + c], &out->macs[k][1 + c]);
+            out->evaluations++;
+        }
+        lr[i] = 0.0;
+    }
+    if (rc < 0)
+        goto done;
+    /* bisect the threshold over the measured accuracies, highest first */
+    int nt = 0;
+    double *th = malloc((size_t)(out->nlayers * (o->ncand + 1) + 1) * sizeof *th);
+    if (!th) {
+        rc = qs_error(QS_ERR_NOMEM, "prune select: out of memory");
+        goto done;
+    }
+    for (int k = 0; k < out->nlayers; k++)
+        for (int c = 0; c <= o->ncand; c++)
+            th[nt++] = out->top1[k][c];
+    th[nt++] = -1.0; /* every layer at its most aggressive candidate */
+    for (int a = 1; a < nt; a++) /* descending */
+        for (int b = a; b > 0 && th[b - 1] < th[b]; b--) {
+            double t = th[b];
+            th[b] = th[b - 1];
+            th[b - 1] = t;
+        }
+    /* the choice for a threshold: per layer, the largest candidate at or above it; its MACs fall as the
+     * threshold falls, so the first threshold meeting the target is found by bisection */
+    int lo = 0, hi = nt - 1, best = -1;
+    double best_macs = 0;
+    while (lo <= hi && rc >= 0) {
+        int mid = (lo + hi) / 2;
+        for (int k = 0; k < out->nlayers; k++) {
+            double r = 0;
+            for (int c = 0; c < o->ncand; c++)
+                if (out->top1[k][1 + c] >= th[mid])
+                    r = o->cand[c];
+            lr[out->node[k]] = r;
+        }
+        double macs;
+        if ((rc = try_ratios(g, method, lr, d, o, NULL, &macs)) < 0)
+            break;
+        if (macs <= o->target * base_macs) {
+            best = mid, best_macs = macs;
+            hi = mid - 1;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    int pick = best >= 0 ? best : nt - 1;
+    out->met = best >= 0;
+    out->threshold = th[pick];
+    for (int k = 0; k < out->nlayers; k++) {
+        double r = 0;
+        for (int c = 0; c < o->ncand; c++)
+            if (out->top1[k][1 + c] >= th[pick])
+                r = o->cand[c];
+        out->ratio[k] = r;
+        lr[out->node[k]] = r;
+    }
+    if (rc >= 0 && best < 0)
+        rc = try_ratios(g, method, lr, d, o, NULL, &best_macs);
+    out->macs_fraction = base_macs > 0 ? best_macs / base_macs : 1.0;
+    free(th);
+done:
+    free(lr);
+    return rc < 0 ? rc : QS_OK;
 }

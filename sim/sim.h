@@ -126,6 +126,7 @@ typedef struct {
     qs_prune_method_t method;
     double ratio; /* magnitude, global: fraction of weights; channel-*: of each layer's output channels */
     int n, m;     /* nm */
+    const double *layer_ratio; /* magnitude, channel-*: per node (g->nnodes entries; < 0: the ratio above), or NULL */
 } qs_prune_opts_t;
 
 #define QS_PRUNE_MAX_REPORT 256
@@ -150,6 +151,8 @@ const char *qs_prune_method_name(qs_prune_method_t m);
 int qs_prune_parse(const char *spec, const char *what, qs_prune_opts_t *o);
 /* A pruned copy of g (masks, or fewer channels), checked by qs_graph_infer; rep may be NULL. */
 int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **out, qs_prune_report_t *rep);
+
+
 
 /* ---- model files (docs/model-format.md) -------------------------------------------------- */
 
@@ -232,6 +235,35 @@ typedef struct {
 /* Evaluates g on d in batches; progress reports once per batch. */
 int qs_eval(const qs_graph_t *g, const qs_dataset_t *d, const qs_engine_opts_t *opts, int64_t batch,
             qs_progress_cb_t *progress, qs_eval_t *out);
+
+/* ---- pruning: per-layer ratio selection (sim/prune.c) ---- */
+
+/* Per-layer ratio selection for a global MAC target, in the spirit of AIMET's greedy compression-ratio
+ * selection: every prunable layer is pruned alone at each candidate ratio and evaluated (float top-1 on
+ * d); then, for an accuracy threshold, each layer takes its largest candidate whose top-1 stays at or above
+ * it, and the threshold is bisected (over the measured accuracies) to the highest one whose choice meets
+ * the target. method: magnitude (target: MACs with a non-zero weight) or channel-l1/-l2 (dense MACs). */
+#define QS_PRUNE_MAX_CANDIDATES 16
+typedef struct {
+    double target;                 /* the MACs to keep, as a fraction of the model's (e.g. 0.5) */
+    int ncand;
+    double cand[QS_PRUNE_MAX_CANDIDATES]; /* candidate ratios, ascending (default 0.1 .. 0.9) */
+    qs_engine_opts_t engine;
+} qs_prune_select_opts_t;
+typedef struct {
+    int nlayers;
+    int node[QS_PRUNE_MAX_REPORT];
+    double ratio[QS_PRUNE_MAX_REPORT];                              /* chosen */
+    double top1[QS_PRUNE_MAX_REPORT][QS_PRUNE_MAX_CANDIDATES + 1];  /* [0]: unpruned; [1 + c]: candidate c */
+    double macs[QS_PRUNE_MAX_REPORT][QS_PRUNE_MAX_CANDIDATES + 1];  /* the model's MACs with only this layer pruned */
+    double threshold;        /* the accuracy threshold chosen */
+    double macs_fraction;    /* the choice's MACs over the model's */
+    bool met;                /* the target is reached (false: the most aggressive choice is returned) */
+    int evaluations;
+} qs_prune_select_t;
+void qs_prune_select_opts_default(qs_prune_select_opts_t *o);
+int qs_prune_select(const qs_graph_t *g, qs_prune_method_t method, const qs_dataset_t *d,
+                    const qs_prune_select_opts_t *o, qs_prune_select_t *out);
 
 /* ---- network quantization (docs/quantization.md) ---------------------------------------------- */
 

@@ -251,6 +251,61 @@ START_TEST(test_bn_reestimate)
 }
 END_TEST
 
+/* The per-layer choice meets the MAC target, takes ratios among the candidates, and lowers the threshold only
+ * as far as needed: a looser target never keeps more MACs. */
+START_TEST(test_select)
+{
+    qs_graph_t *g = zoo("fmnist-dwsep");
+    float *img;
+    int32_t *lab;
+    qs_dataset_t *d = mem_data(g, 32, &img, &lab);
+    for (int64_t i = 0; i < d->n; i++)
+        lab[i] = (int32_t)(i % 10);
+    qs_prune_select_opts_t o;
+    qs_prune_select_opts_default(&o);
+    qs_prune_select_t *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    o.target = 0.6;
+    ck_assert_msg(qs_prune_select(g, QS_PRUNE_CHANNEL_L1, d, &o, a) == QS_OK, "%s", qs_last_error());
+    ck_assert(a->met);
+    ck_assert(a->macs_fraction <= 0.6);
+    ck_assert_int_eq(a->nlayers, 4); /* stem and the three pointwise layers; the rest are tied or followers */
+    ck_assert_int_eq(a->evaluations, 1 + 4 * 9);
+    for (int k = 0; k < a->nlayers; k++) {
+        bool cand = a->ratio[k] == 0.0;
+        for (int c = 0; c < o.ncand; c++)
+            cand |= a->ratio[k] == o.cand[c];
+        ck_assert(cand);
+    }
+    o.target = 0.3;
+    ck_assert_int_eq(qs_prune_select(g, QS_PRUNE_CHANNEL_L1, d, &o, b), QS_OK);
+    ck_assert(b->macs_fraction <= a->macs_fraction);
+    ck_assert(b->threshold <= a->threshold);
+    /* the ratios chosen, applied, give the MACs reported */
+    double lr[64];
+    for (int i = 0; i < g->nnodes; i++)
+        lr[i] = 0.0;
+    for (int k = 0; k < b->nlayers; k++)
+        lr[b->node[k]] = b->ratio[k];
+    qs_prune_opts_t po;
+    qs_prune_opts_default(&po);
+    po.method = QS_PRUNE_CHANNEL_L1;
+    po.layer_ratio = lr;
+    qs_graph_t *p = NULL;
+    qs_prune_report_t r;
+    ck_assert_int_eq(qs_graph_prune(g, &po, &p, &r), QS_OK);
+    ck_assert(fabs((double)r.macs_after / (double)r.macs_before - b->macs_fraction) < 1e-12);
+    qs_graph_free(p);
+    ck_assert_int_lt(qs_prune_select(g, QS_PRUNE_NM, d, &o, b), 0);
+    ck_assert_msg(strstr(qs_last_error(), "per-layer ratios apply to magnitude, channel-l1 and channel-l2"), "%s",
+                  qs_last_error());
+    free(a), free(b);
+    free(img), free(lab);
+    qs_graph_free(g);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     qs_prune_opts_t o;
@@ -279,6 +334,7 @@ static Suite *prune_suite(void)
     tcase_add_loop_test(tc, test_nm, 0, 2);
     tcase_add_loop_test(tc, test_channels, 0, 2);
     tcase_add_test(tc, test_bn_reestimate);
+    tcase_add_test(tc, test_select);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     return s;
