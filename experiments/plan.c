@@ -369,7 +369,9 @@ int qs_exp_plan_create(const qs_exp_spec_t *s, qs_exp_plan_t **out)
                     if (strcmp(r->value[ef], "float") == 0 && !r->skipped) {
                         r->repeat = 0; /* the float engine has nothing to repeat */
                         const char *pm = qs_exp_run_value(r, "prune_method");
-                        if ((!*pm || strcmp(pm, "none") == 0) && !*qs_exp_run_value(r, "bn_reestimate"))
+                        const char *ft = qs_exp_run_value(r, "finetune_epochs");
+                        if ((!*pm || strcmp(pm, "none") == 0) && !*qs_exp_run_value(r, "bn_reestimate") &&
+                            (!*ft || strcmp(ft, "0") == 0))
                             r->block = -1; /* the unpruned float model: the baseline */
                     }
                     hash_run(s, p, r);

@@ -26,6 +26,8 @@ static const qs_exp_field_t fields[] = {
      "the fraction pruned, in [0, 1) (magnitude, global: of the weights; channel-*: of each layer's channels)"},
     {"bn_reestimate", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
      "yes: after pruning, every batchnorm's statistics re-estimated on the calibration images (no: the default)"},
+    {"finetune_epochs", QS_FIELD_INT, "", NULL, 0, 1000, QS_ENG_ALL, QS_STAGE_MODEL,
+     "after pruning: epochs of training on the calibration split's data with the masks fixed (SGD, cosine from 0.01)"},
     {"dfq", QS_FIELD_TEXT, "", NULL, 0, 0, QF, QS_STAGE_QUANT,
      "data-free quantization (Nagel et al. 2019) before calibration: none (the default), cle, cle+absorb, "
      "cle+absorb+bc, bc (analytic bias correction against the run's weights)"},

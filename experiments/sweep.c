@@ -453,6 +453,23 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
             c->macs_nonzero = c->macs, c->density = 1.0;
         }
     }
+    const char *ft = qs_exp_run_value(r0, "finetune_epochs");
+    if (rc >= 0 && *ft && atoi(ft) > 0) {
+        if (!pg && !(pg = qs_graph_clone(m->g)))
+            rc = qs_last_status();
+        qs_train_opts_t to;
+        qs_train_opts_default(&to);
+        to.epochs = atoi(ft);
+        to.lr = 0.01;
+        to.seed = w->s->calib_seed + (uint64_t)r0->repeat;
+        if (rc >= 0)
+            rc = qs_train(pg, w->calib, NULL, &to, NULL, NULL, NULL);
+        c->pruned = true;
+        if (!c->params) {
+            c->params = qs_graph_params(m->g), c->macs = qs_graph_macs(m->g);
+            c->macs_nonzero = c->macs, c->density = 1.0;
+        }
+    }
     /* then equalization, absorption and bias correction (against this run's weights) */
     const char *dfq = qs_exp_run_value(r0, "dfq");
     if (rc >= 0 && *dfq) {
