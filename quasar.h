@@ -5,6 +5,7 @@
 #include "quant/quant.h"
 #include "sim/sim.h"
 #include "sim/dfq.h"
+#include "sim/lowrank.h"
 #include "hwmodels/hw.h"
 #include "results/results.h"
 #include "experiments/experiments.h"

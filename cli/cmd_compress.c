@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "cli/cli.h"
+#include "sim/lowrank.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -19,7 +20,7 @@ void qs_help_compress(FILE *out)
             "                       [--finetune-epochs N] [--lr LR] [--data SPEC] [--limit N]\n"
             "                       [--threads N] [--json]\n"
             "\n"
-            "Prunes a float model and writes the pruned model (docs/compression.md):\n"
+            "Prunes and/or factorizes a float model and writes the result (docs/compression.md):\n"
             "  --prune METHOD           magnitude   each conv/linear loses the fraction R of its\n"
             "                                       weights of smallest magnitude (masks)\n"
             "                           global      one magnitude threshold over all layers\n"
@@ -38,6 +39,12 @@ void qs_help_compress(FILE *out)
             "                           0.1 .. 0.9 and evaluated on --select-images images (default\n"
             "                           500) of --select-data (default fmnist:train), then the highest\n"
             "                           accuracy threshold whose per-layer choice meets F is kept\n"
+            "  --lowrank KIND           then factorize conv2d/linear layers into two (SVD): channel\n"
+            "                           (a kh x kw conv to rank r, then 1x1) or spatial (kh x 1, then\n"
+            "                           1 x kw); the rank by --rank-ratio R (of the full rank) or\n"
+            "                           --energy E (the smallest rank discarding at most E of the\n"
+            "                           squared singular values); layers that would not lose MACs\n"
+            "                           are left whole\n"
             "  --bn-reestimate          then set every batchnorm's statistics to those of its\n"
             "                           input on --calib-images images of --calib-data\n"
             "  --calib-data SPEC        re-estimation data (default fmnist:train)\n"
@@ -55,9 +62,9 @@ void qs_help_compress(FILE *out)
 }
 
 typedef struct {
-    const char *model, *out, *prune, *data, *calib_data, *select_data;
-    double ratio, lr, target;
-    bool ratio_set, json, bn;
+    const char *model, *out, *prune, *data, *calib_data, *select_data, *lowrank;
+    double ratio, lr, target, rank_ratio, energy;
+    bool ratio_set, json, bn, energy_set;
     int64_t threads, epochs, limit, calib_images, select_images;
 } args_t;
 
@@ -101,6 +108,23 @@ static int parse_args(int argc, char **argv, args_t *a)
             if (m < 0 || qs_kv_double("--ratio", NULL, v, 0.0, 0.999999, &a->ratio) < 0)
                 return m < 0 ? QS_EXIT_USAGE : qs_cli_fail(QS_EXIT_USAGE);
             a->ratio_set = true;
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "--lowrank", &v)) != 0) {
+            if (m < 0)
+                return QS_EXIT_USAGE;
+            a->lowrank = v;
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "--rank-ratio", &v)) != 0) {
+            if (m < 0 || qs_kv_double("--rank-ratio", NULL, v, 1e-9, 1.0, &a->rank_ratio) < 0)
+                return m < 0 ? QS_EXIT_USAGE : qs_cli_fail(QS_EXIT_USAGE);
+            continue;
+        }
+        if ((m = qs_cli_opt(argc, argv, &i, "--energy", &v)) != 0) {
+            if (m < 0 || qs_kv_double("--energy", NULL, v, 0.0, 0.999999, &a->energy) < 0)
+                return m < 0 ? QS_EXIT_USAGE : qs_cli_fail(QS_EXIT_USAGE);
+            a->energy_set = true;
             continue;
         }
         if ((m = qs_cli_opt(argc, argv, &i, "--target-macs", &v)) != 0) {
@@ -153,8 +177,13 @@ static int parse_args(int argc, char **argv, args_t *a)
         return qs_cli_error(QS_EXIT_USAGE, "compress: expected MODEL.h5 (see 'quasar help compress')");
     if (!a->out)
         return qs_cli_error(QS_EXIT_USAGE, "compress: expected -o OUT.h5 (see 'quasar help compress')");
-    if (!a->prune)
-        return qs_cli_error(QS_EXIT_USAGE, "compress: expected --prune METHOD (see 'quasar help compress')");
+    if (!a->prune && !a->lowrank)
+        return qs_cli_error(QS_EXIT_USAGE, "compress: expected --prune METHOD and/or --lowrank KIND (see 'quasar help "
+                            "compress')");
+    if (!a->lowrank && (a->rank_ratio > 0 || a->energy_set))
+        return qs_cli_error(QS_EXIT_USAGE, "compress: --rank-ratio and --energy go with --lowrank KIND");
+    if (a->lowrank && (a->rank_ratio > 0) == a->energy_set)
+        return qs_cli_error(QS_EXIT_USAGE, "compress: --lowrank needs one of --rank-ratio R or --energy E");
     return QS_EXIT_OK;
 }
 
@@ -216,8 +245,20 @@ int qs_cmd_compress(int argc, char **argv)
         return ex;
     qs_prune_opts_t po;
     qs_prune_opts_default(&po);
-    if (qs_prune_parse(a.prune, "--prune", &po) < 0)
+    if (qs_prune_parse(a.prune ? a.prune : "none", "--prune", &po) < 0)
         return qs_cli_fail(QS_EXIT_USAGE);
+    qs_lowrank_opts_t lo;
+    qs_lowrank_opts_default(&lo);
+    if (a.lowrank) {
+        if (qs_lowrank_kind_parse(a.lowrank, "--lowrank", &lo.kind) < 0)
+            return qs_cli_fail(QS_EXIT_USAGE);
+        if (a.rank_ratio > 0)
+            lo.ratio = a.rank_ratio;
+        else
+            lo.energy = a.energy;
+        if (qs_lowrank_check(&lo) < 0)
+            return qs_cli_fail(QS_EXIT_USAGE);
+    }
     bool wants_ratio = po.method != QS_PRUNE_NM && po.method != QS_PRUNE_NONE;
     if (a.target > 0 && (a.ratio_set || (po.method != QS_PRUNE_MAGNITUDE && po.method != QS_PRUNE_CHANNEL_L1 &&
                                          po.method != QS_PRUNE_CHANNEL_L2)))
@@ -294,7 +335,43 @@ int qs_cmd_compress(int argc, char **argv)
     free(lr);
     if (prc < 0)
         goto fail;
-    print_report(&a, &po, p, rep);
+    if (a.prune)
+        print_report(&a, &po, p, rep);
+    if (a.lowrank) {
+        qs_lowrank_report_t *lrep = calloc(1, sizeof *lrep);
+        qs_graph_t *f = NULL;
+        int rc = lrep ? qs_graph_lowrank(p, &lo, &f, lrep) : qs_error(QS_ERR_NOMEM, "compress: out of memory");
+        if (rc >= 0 && a.json) {
+            qs_json_t j;
+            qs_json_begin(&j, stdout);
+            qs_json_str(&j, "lowrank", a.lowrank);
+            qs_json_int(&j, "factorized", lrep->factorized);
+            qs_json_metric(&j, "params", (double)lrep->params_after);
+            qs_json_metric(&j, "macs", (double)lrep->macs_after);
+            qs_json_int(&j, "macs_before", lrep->macs_before);
+            qs_json_end(&j);
+        } else if (rc >= 0) {
+            printf("low-rank    %s split, %s %g: %d layers factorized, %d left whole\n", a.lowrank,
+                   a.rank_ratio > 0 ? "rank ratio" : "energy", a.rank_ratio > 0 ? a.rank_ratio : a.energy,
+                   lrep->factorized, lrep->skipped);
+            for (int k = 0; k < lrep->nlayers; k++) {
+                const qs_lowrank_layer_t *l = &lrep->layer[k];
+                if (l->factorized)
+                    printf("  %-14s rank %" PRId64 " of %" PRId64 " (%.2f%% of the energy discarded), %" PRId64
+                           " -> %" PRId64 " MACs\n",
+                           l->name, l->rank, l->full_rank, 100.0 * l->discarded, l->macs_before, l->macs_after);
+                else
+                    printf("  %-14s kept whole: %s\n", l->name, l->skipped);
+            }
+            printf("MACs        %" PRId64 " -> %" PRId64 " per image, parameters %" PRId64 " -> %" PRId64 "\n",
+                   lrep->macs_before, lrep->macs_after, lrep->params_before, lrep->params_after);
+        }
+        free(lrep);
+        if (rc < 0)
+            goto fail;
+        qs_graph_free(p);
+        p = f;
+    }
     if ((a.bn || a.epochs > 0) && !pool && !(pool = qs_pool_create((int)a.threads)))
         goto fail;
     if (a.bn) {

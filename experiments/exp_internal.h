@@ -4,6 +4,7 @@
 #define QS_EXP_INTERNAL_H
 
 #include "experiments/experiments.h"
+#include "sim/lowrank.h"
 
 /* A per-layer override for the integer engine (NAME:acc=…, NAME:requant=…)
  * rather than for the quantization. */
@@ -13,6 +14,8 @@ bool qs_exp_layer_is_int(const char *layer);
 int qs_exp_apply_quant(const qs_exp_run_t *r, const char *const *layers, int nlayers, qs_qconfig_t *c);
 /* The run's pruning (prune_method, prune_ratio); an error when they do not go together. */
 int qs_exp_apply_prune(const qs_exp_run_t *r, qs_prune_opts_t *o);
+/* The run's low-rank factorization (lowrank, lowrank_ratio, lowrank_energy); *on is false without one. */
+int qs_exp_apply_lowrank(const qs_exp_run_t *r, qs_lowrank_opts_t *o, bool *on);
 /* The integer engine's configuration of run r (acc, requant, int overrides). */
 int qs_exp_apply_int(const qs_exp_run_t *r, const char *const *layers, int nlayers, qs_int_config_t *c);
 

@@ -103,7 +103,9 @@ static void resolve(qs_exp_run_t *r, const bool *from_axis)
     qs_prune_opts_t po;
     qs_error_state_t saved0;
     qs_error_save(&saved0);
-    if (qs_exp_apply_prune(r, &po) < 0) {
+    qs_lowrank_opts_t lo;
+    bool lr_on;
+    if (qs_exp_apply_prune(r, &po) < 0 || qs_exp_apply_lowrank(r, &lo, &lr_on) < 0) {
         r->skipped = true;
         snprintf(r->reason, sizeof r->reason, "%s", qs_last_error());
     }
@@ -371,6 +373,7 @@ int qs_exp_plan_create(const qs_exp_spec_t *s, qs_exp_plan_t **out)
                         const char *pm = qs_exp_run_value(r, "prune_method");
                         const char *ft = qs_exp_run_value(r, "finetune_epochs");
                         if ((!*pm || strcmp(pm, "none") == 0) && !*qs_exp_run_value(r, "bn_reestimate") &&
+                            !*qs_exp_run_value(r, "lowrank") &&
                             (!*ft || strcmp(ft, "0") == 0))
                             r->block = -1; /* the unpruned float model: the baseline */
                     }

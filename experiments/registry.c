@@ -6,6 +6,7 @@
  * (plus the code that applies it in experiments/sweep.c). */
 #include "experiments/exp_internal.h"
 #include "sim/dfq.h"
+#include "sim/lowrank.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +25,12 @@ static const qs_exp_field_t fields[] = {
      "channel-l2 (docs/compression.md)"},
     {"prune_ratio", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
      "the fraction pruned, in [0, 1) (magnitude, global: of the weights; channel-*: of each layer's channels)"},
+    {"lowrank", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
+     "low-rank factorization after pruning: channel or spatial (SVD; docs/compression.md)"},
+    {"lowrank_ratio", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
+     "the kept rank as a fraction of the full rank, in (0, 1]"},
+    {"lowrank_energy", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
+     "the largest fraction of squared singular values the rank may discard, in [0, 1)"},
     {"bn_reestimate", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
      "yes: after pruning, every batchnorm's statistics re-estimated on the calibration images (no: the default)"},
     {"finetune_epochs", QS_FIELD_INT, "", NULL, 0, 1000, QS_ENG_ALL, QS_STAGE_MODEL,
@@ -159,9 +166,17 @@ int qs_exp_field_canon(const qs_exp_field_t *f, const char *value, char *buf, si
         snprintf(buf, n, "%s", *value && k == 1 ? "yes" : ""); /* no is the default, spelt as the default is */
         return QS_OK;
     }
-    if (strcmp(f->name, "prune_ratio") == 0 && *value) {
+    if (strcmp(f->name, "lowrank") == 0 && *value) {
+        qs_lowrank_kind_t k;
+        if (qs_lowrank_kind_parse(value, what, &k) < 0)
+            return qs_last_status();
+    }
+    bool fraction = strcmp(f->name, "prune_ratio") == 0 || strcmp(f->name, "lowrank_ratio") == 0 ||
+                    strcmp(f->name, "lowrank_energy") == 0;
+    if (fraction && *value) {
         double d;
-        if (qs_kv_double(what, NULL, value, 0.0, 0.999999, &d) < 0)
+        bool lr = strcmp(f->name, "lowrank_ratio") == 0;
+        if (qs_kv_double(what, NULL, value, lr ? 1e-9 : 0.0, lr ? 1.0 : 0.999999, &d) < 0)
             return qs_last_status();
         /* canonical: the shortest form that reads back, so 0.5 and 0.50 are one value */
         char b[40];
@@ -218,6 +233,27 @@ int qs_exp_apply_quant(const qs_exp_run_t *r, const char *const *layers, int nla
         if (!qs_exp_layer_is_int(layers[i]) && qs_qconfig_override(c, layers[i], "layers") < 0)
             return qs_last_status();
     return QS_OK;
+}
+
+int qs_exp_apply_lowrank(const qs_exp_run_t *r, qs_lowrank_opts_t *o, bool *on)
+{
+    qs_lowrank_opts_default(o);
+    const char *k = qs_exp_run_value(r, "lowrank"), *ra = qs_exp_run_value(r, "lowrank_ratio"),
+               *en = qs_exp_run_value(r, "lowrank_energy");
+    *on = *k != '\0';
+    if (!*on) {
+        if (*ra || *en)
+            return qs_error(QS_ERR_INVALID, "lowrank_%s applies only with lowrank: channel or spatial",
+                            *ra ? "ratio" : "energy");
+        return QS_OK;
+    }
+    if (qs_lowrank_kind_parse(k, "lowrank", &o->kind) < 0)
+        return qs_last_status();
+    if (*ra)
+        o->ratio = strtod(ra, NULL);
+    if (*en)
+        o->energy = strtod(en, NULL);
+    return qs_lowrank_check(o) < 0 ? qs_last_status() : QS_OK;
 }
 
 int qs_exp_apply_prune(const qs_exp_run_t *r, qs_prune_opts_t *o)

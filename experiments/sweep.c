@@ -441,6 +441,24 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
         }
         free(rep);
     }
+    qs_lowrank_opts_t lo;
+    bool lr_on = false;
+    if (rc >= 0 && (rc = qs_exp_apply_lowrank(r0, &lo, &lr_on)) >= 0 && lr_on) {
+        qs_lowrank_report_t *lrep = calloc(1, sizeof *lrep);
+        qs_graph_t *f = NULL;
+        rc = lrep ? qs_graph_lowrank(pg ? pg : m->g, &lo, &f, lrep) : qs_error(QS_ERR_NOMEM, "sweep: out of memory");
+        if (rc >= 0) {
+            qs_graph_free(pg);
+            pg = f;
+            /* the factorized graph's figures; masks do not survive factorization */
+            c->pruned = true;
+            c->params = lrep->params_after;
+            c->macs = lrep->macs_after;
+            c->macs_nonzero = lrep->macs_after;
+            c->density = 1.0;
+        }
+        free(lrep);
+    }
     if (rc >= 0 && strcmp(qs_exp_run_value(r0, "bn_reestimate"), "yes") == 0) {
         if (!pg && !(pg = qs_graph_clone(m->g)))
             rc = qs_last_status();
