@@ -32,7 +32,12 @@ void qs_help_compress(FILE *out)
             "                                       their batchnorm entries, the depthwise channels\n"
             "                                       that follow and the readers' input channels;\n"
             "                                       layers whose channels meet at an add are kept\n"
+            "                           channel-act the channels whose values, as the next layers\n"
+            "                                       receive them, are smallest on data\n"
             "  --ratio R                the fraction pruned, in [0, 1) (not for nm)\n"
+            "  --refit                  channel pruning: re-solve each reader's weights by least\n"
+            "                           squares to reproduce its unpruned output from the kept\n"
+            "                           channels, on --calib-images (default 256) of --calib-data\n"
             "  --target-macs F          instead of --ratio (magnitude, channel-*): choose a ratio per\n"
             "                           layer so that the fraction F of the MACs stays (magnitude:\n"
             "                           MACs with a non-zero weight): each layer is pruned alone at\n"
@@ -64,7 +69,7 @@ void qs_help_compress(FILE *out)
 typedef struct {
     const char *model, *out, *prune, *data, *calib_data, *select_data, *lowrank;
     double ratio, lr, target, rank_ratio, energy;
-    bool ratio_set, json, bn, energy_set;
+    bool ratio_set, json, bn, energy_set, refit;
     int64_t threads, epochs, limit, calib_images, select_images;
 } args_t;
 
@@ -74,8 +79,8 @@ static int parse_args(int argc, char **argv, args_t *a)
     int m;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
-        if (strcmp(s, "--json") == 0 || strcmp(s, "--bn-reestimate") == 0) {
-            *(s[2] == 'j' ? &a->json : &a->bn) = true;
+        if (strcmp(s, "--json") == 0 || strcmp(s, "--bn-reestimate") == 0 || strcmp(s, "--refit") == 0) {
+            *(s[2] == 'j' ? &a->json : s[2] == 'b' ? &a->bn : &a->refit) = true;
             continue;
         }
         if ((m = qs_cli_opt(argc, argv, &i, "--calib-data", &v)) != 0) {
@@ -271,6 +276,14 @@ int qs_cmd_compress(int argc, char **argv)
     if (!wants_ratio && a.ratio_set)
         return qs_cli_error(QS_EXIT_USAGE, "compress: --ratio does not apply to --prune %s", a.prune);
     po.ratio = a.ratio;
+    po.refit = a.refit;
+    qs_dataset_t *pdata = NULL;
+    if (a.refit || po.method == QS_PRUNE_CHANNEL_ACT) {
+        if (qs_dataset_open(a.calib_data ? a.calib_data : "fmnist:train", &pdata) < 0)
+            return qs_cli_fail(QS_EXIT_RUNTIME);
+        po.data = pdata;
+        po.images = a.calib_images ? a.calib_images : 256;
+    }
     qs_graph_t *g = NULL, *p = NULL;
     qs_dataset_t *tr = NULL;
     qs_pool_t *pool = NULL;
@@ -407,6 +420,7 @@ int qs_cmd_compress(int argc, char **argv)
 fail:
     ex = qs_cli_fail(ex);
 done:
+    qs_dataset_free(pdata);
     free(rep);
     qs_pool_free(pool);
     qs_dataset_free(tr);

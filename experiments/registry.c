@@ -25,6 +25,8 @@ static const qs_exp_field_t fields[] = {
      "channel-l2 (docs/compression.md)"},
     {"prune_ratio", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
      "the fraction pruned, in [0, 1) (magnitude, global: of the weights; channel-*: of each layer's channels)"},
+    {"prune_refit", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
+     "yes: channel pruning re-solves each reader's weights by least squares on the calibration images"},
     {"lowrank", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
      "low-rank factorization after pruning: channel or spatial (SVD; docs/compression.md)"},
     {"lowrank_ratio", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
@@ -158,7 +160,7 @@ int qs_exp_field_canon(const qs_exp_field_t *f, const char *value, char *buf, si
         snprintf(buf, n, "%s", steps ? qs_dfq_method_str(steps, name, sizeof name) : ""); /* none: the default, "" */
         return QS_OK;
     }
-    if (strcmp(f->name, "bn_reestimate") == 0) {
+    if (strcmp(f->name, "bn_reestimate") == 0 || strcmp(f->name, "prune_refit") == 0) {
         static const char *const yn[] = {"no", "yes", NULL};
         int k;
         if (*value && qs_kv_choice(what, NULL, value, yn, &k) < 0)
@@ -268,6 +270,11 @@ int qs_exp_apply_prune(const qs_exp_run_t *r, qs_prune_opts_t *o)
     if (!wants && *ratio)
         return qs_error(QS_ERR_INVALID, "prune_ratio does not apply to prune_method %s", *m ? m : "none");
     o->ratio = *ratio ? strtod(ratio, NULL) : 0.0;
+    o->refit = strcmp(qs_exp_run_value(r, "prune_refit"), "yes") == 0;
+    bool channels = o->method == QS_PRUNE_CHANNEL_L1 || o->method == QS_PRUNE_CHANNEL_L2 ||
+                    o->method == QS_PRUNE_CHANNEL_ACT;
+    if (o->refit && !channels)
+        return qs_error(QS_ERR_INVALID, "prune_refit applies to channel pruning, not prune_method %s", *m ? m : "none");
     return QS_OK;
 }
 

@@ -430,6 +430,8 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
     qs_prune_opts_t po;
     qs_graph_t *pg = NULL;
     if (rc >= 0 && (rc = qs_exp_apply_prune(r0, &po)) >= 0 && po.method != QS_PRUNE_NONE) {
+        po.data = w->calib; /* channel-act and the refit: the calibration images */
+        po.images = w->s->calib_images;
         qs_prune_report_t *rep = calloc(1, sizeof *rep);
         rc = rep ? qs_graph_prune(m->g, &po, &pg, rep) : qs_error(QS_ERR_NOMEM, "sweep: out of memory");
         if (rc >= 0) {

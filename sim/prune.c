@@ -19,11 +19,14 @@
  * the platform's sort. */
 #include "sim/sim_internal.h"
 
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const method_names[] = {"none", "magnitude", "global", "nm", "channel-l1", "channel-l2"};
+static const char *const method_names[] = {"none", "magnitude", "global", "nm", "channel-l1", "channel-l2",
+                                           "channel-act"};
 
 const char *qs_prune_method_name(qs_prune_method_t m)
 {
@@ -65,7 +68,7 @@ int qs_prune_parse(const char *spec, const char *what, qs_prune_opts_t *o)
         }
     return qs_error(QS_ERR_INVALID,
                     "%s: unknown pruning method '%s', expected one of: none, magnitude, global, nm:N:M, channel-l1, "
-                    "channel-l2",
+                    "channel-l2, channel-act",
                     what, spec);
 }
 
@@ -163,6 +166,7 @@ static int prune_nm(qs_graph_t *g, int i, int N, int M)
 }
 
 /* ---- channel pruning ------------------------------------------------------------------------- */
+
 
 /* What removing output channels of layer i touches: per-channel nodes (batchnorm, depthwise convs) and the
  * consumers whose input channels go; flatten: the consumer's features are c·hw + p. */
@@ -303,7 +307,202 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int prune_channels(qs_graph_t *g, int i, double ratio, bool l2, qs_prune_layer_t *rep)
+/* What channel pruning on data needs: the unpruned graph and the images, with the captured input of a node. */
+typedef struct {
+    const qs_graph_t *orig;
+    qs_dataset_t *sub; /* the seeded subset */
+    bool refit;
+} pdata_t;
+
+typedef struct {
+    int node;
+    int64_t per;
+    float *buf; /* [n][per] */
+} cap_t;
+
+static int cap_hook(void *ctx, int node, qs_tensor_t *y, int64_t sample0, int thread)
+{
+    (void)thread;
+    cap_t *c = ctx;
+    if (node == c->node)
+        memcpy(c->buf + sample0 * c->per, y->data, (size_t)y->size * sizeof(float));
+    return QS_OK;
+}
+
+/* The output of node j of the unpruned graph on every image of the subset: [n][per] (the caller frees). */
+static int capture(const pdata_t *d, int j, float **out, int64_t *per)
+{
+    const qs_graph_t *g = d->orig;
+    const qs_node_t *nd = &g->nodes[j];
+    cap_t c = {j, nd->out_ndim == 3 ? nd->out_shape[0] * nd->out_shape[1] * nd->out_shape[2] : nd->out_shape[0], NULL};
+    const int64_t n = d->sub->n;
+    int64_t shape[4] = {n, g->in_c, g->in_h, g->in_w};
+    qs_tensor_t *x = qs_tensor_create(QS_F32, 4, shape);
+    bool *at = calloc((size_t)g->nnodes, sizeof *at);
+    c.buf = malloc((size_t)(n * c.per) * sizeof *c.buf);
+    qs_engine_t *e = NULL;
+    int rc = x && at && c.buf ? QS_OK : qs_error(QS_ERR_NOMEM, "prune: out of memory for the activations of '%s'",
+                                                 nd->name);
+    if (rc >= 0) {
+        at[j] = true;
+        const qs_tensor_t *y;
+        if ((rc = qs_dataset_batch(d->sub, g, 0, NULL, n, x, NULL)) >= 0 && (rc = qs_engine_create(g, NULL, &e)) >= 0 &&
+            (rc = qs_engine_set_hook_at(e, cap_hook, &c, at)) >= 0)
+            rc = qs_engine_forward(e, x, &y);
+    }
+    qs_engine_free(e);
+    qs_tensor_free(x);
+    free(at);
+    if (rc < 0) {
+        free(c.buf);
+        return rc;
+    }
+    *out = c.buf;
+    *per = c.per;
+    return QS_OK;
+}
+
+/* Per channel of the producer: the mean |value| its first reader receives (its input, channel-aligned). */
+static int act_scores(const pdata_t *d, const qs_graph_t *g, const reach_t *R, int64_t O, double *score)
+{
+    const qs_node_t *c = &g->nodes[R->cons[0]];
+    float *X;
+    int64_t per;
+    int rc = capture(d, c->inputs[0], &X, &per);
+    if (rc < 0)
+        return rc;
+    const int64_t span = per / O; /* values of one channel in one sample */
+    for (int64_t o = 0; o < O; o++) {
+        double s = 0;
+        for (int64_t k = 0; k < d->sub->n; k++)
+            for (int64_t j = 0; j < span; j++)
+                s += fabsf(X[k * per + o * span + j]);
+        score[o] = s / (double)(d->sub->n * span);
+    }
+    free(X);
+    return QS_OK;
+}
+
+#define REFIT_POSITIONS 32 /* output positions sampled per image */
+
+/* Least-squares refit of reader c (conv2d groups 1, or linear) to the kept input channels keep[0..nk) (each
+ * `hw` features of a linear's input): the weights W' minimizing Σ ||W x − W' x_keep||² over the unpruned
+ * network's inputs to c on the data (ridge 1e-6 of the mean diagonal), written as c's new weight. */
+static int refit(const pdata_t *d, qs_node_t *c, const int64_t *keep, int64_t nk, int64_t hw)
+{
+    float *X;
+    int64_t per;
+    int rc = capture(d, c->inputs[0], &X, &per);
+    if (rc < 0)
+        return rc;
+    const qs_node_t *in = &d->orig->nodes[c->inputs[0]];
+    const int64_t O = c->weight->shape[0], K = c->weight->size / O;
+    const bool conv = c->op == QS_OP_CONV2D;
+    const int kh = conv ? c->kh : 1, kw = conv ? c->kw : 1;
+    const int64_t C = conv ? in->out_shape[0] : K, H = conv ? in->out_shape[1] : 1, W = conv ? in->out_shape[2] : 1;
+    const int64_t OH = conv ? c->out_shape[1] : 1, OW = conv ? c->out_shape[2] : 1, P = OH * OW;
+    const int64_t span = conv ? (int64_t)kh * kw : hw, Kp = nk * span;
+    double *A = calloc((size_t)(Kp * Kp), sizeof *A), *B = calloc((size_t)(Kp * O), sizeof *B);
+    double *x = malloc((size_t)K * sizeof *x), *y = malloc((size_t)O * sizeof *y);
+    int64_t *col = malloc((size_t)Kp * sizeof *col);
+    if (!A || !B || !x || !y || !col) {
+        rc = qs_error(QS_ERR_NOMEM, "prune refit of '%s': out of memory", c->name);
+        goto done;
+    }
+    for (int64_t t = 0; t < nk; t++)
+        for (int64_t j = 0; j < span; j++)
+            col[t * span + j] = keep[t] * span + j;
+    const float *w = qs_f32(c->weight);
+    const int64_t npos = P < REFIT_POSITIONS ? P : REFIT_POSITIONS;
+    for (int64_t s = 0; s < d->sub->n; s++) {
+        const float *xs = X + s * per;
+        for (int64_t q = 0; q < npos; q++) {
+            int64_t p = q * P / npos, oy = p / OW, ox = p % OW;
+            if (conv) { /* the receptive field of output (oy, ox), zero padding */
+                for (int64_t ci = 0; ci < C; ci++)
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++) {
+                            int64_t iy = oy * c->stride_h - c->pad_top + ky * c->dil_h;
+                            int64_t ix = ox * c->stride_w - c->pad_left + kx * c->dil_w;
+                            x[(ci * kh + ky) * kw + kx] =
+                                iy < 0 || iy >= H || ix < 0 || ix >= W ? 0.0 : xs[(ci * H + iy) * W + ix];
+                        }
+            } else {
+                for (int64_t k = 0; k < K; k++)
+                    x[k] = xs[k];
+            }
+            for (int64_t o = 0; o < O; o++) {
+                double t = 0;
+                for (int64_t k = 0; k < K; k++)
+                    t += (double)w[o * K + k] * x[k];
+                y[o] = t;
+            }
+            for (int64_t a = 0; a < Kp; a++) {
+                double xa = x[col[a]];
+                if (xa == 0.0)
+                    continue;
+                for (int64_t b = 0; b < Kp; b++)
+                    A[a * Kp + b] += xa * x[col[b]];
+                for (int64_t o = 0; o < O; o++)
+                    B[a * O + o] += xa * y[o];
+            }
+        }
+    }
+    double tr = 0;
+    for (int64_t a = 0; a < Kp; a++)
+        tr += A[a * Kp + a];
+    double lam = 1e-6 * tr / (double)Kp + 1e-12;
+    for (int64_t a = 0; a < Kp; a++)
+        A[a * Kp + a] += lam;
+    gsl_matrix_view Av = gsl_matrix_view_array(A, (size_t)Kp, (size_t)Kp);
+    gsl_error_handler_t *old = gsl_set_error_handler_off();
+    int grc = gsl_linalg_cholesky_decomp1(&Av.matrix);
+    qs_tensor_t *nw = NULL;
+    if (grc == 0) {
+        int64_t shape[QS_MAX_DIMS];
+        for (int dd = 0; dd < c->weight->ndim; dd++)
+            shape[dd] = c->weight->shape[dd];
+        shape[1] = conv ? nk : Kp;
+        nw = qs_tensor_create(QS_F32, c->weight->ndim, shape);
+        if (!nw)
+            grc = -1;
+        for (int64_t o = 0; nw && o < O && grc == 0; o++) {
+            gsl_vector_view bv = gsl_vector_view_array_with_stride(B + o, (size_t)O, (size_t)Kp);
+            gsl_vector *sol = gsl_vector_alloc((size_t)Kp);
+            grc = sol ? gsl_linalg_cholesky_solve(&Av.matrix, &bv.vector, sol) : -1;
+            for (int64_t a = 0; sol && grc == 0 && a < Kp; a++)
+                qs_f32(nw)[o * Kp + a] = (float)gsl_vector_get(sol, (size_t)a);
+            gsl_vector_free(sol);
+        }
+    }
+    gsl_set_error_handler(old);
+    if (grc != 0) {
+        qs_tensor_free(nw);
+        rc = qs_error(QS_ERR_NUMERIC, "prune refit of '%s': the least-squares system is singular", c->name);
+        goto done;
+    }
+    qs_tensor_free(c->weight);
+    c->weight = nw;
+    if (c->mask) { /* a pruned reader keeps its pattern */
+        qs_tensor_t *m = take(c->mask, 1, keep, nk, conv ? 1 : hw);
+        if (!m) {
+            rc = qs_last_status();
+            goto done;
+        }
+        for (int64_t k = 0; k < m->size; k++)
+            if (qs_f32(m)[k] == 0.0f)
+                qs_f32(nw)[k] = 0.0f;
+        qs_tensor_free(c->mask);
+        c->mask = m;
+    }
+done:
+    free(A), free(B), free(x), free(y), free(col);
+    free(X);
+    return rc;
+}
+
+static int prune_channels(qs_graph_t *g, int i, double ratio, qs_prune_method_t method, const pdata_t *pd,
+                          qs_prune_layer_t *rep)
 {
     qs_node_t *n = &g->nodes[i];
     const int64_t O = n->weight->shape[0], K = n->weight->size / O;
@@ -334,16 +533,26 @@ static int prune_channels(qs_graph_t *g, int i, double ratio, bool l2, qs_prune_
         return qs_error(QS_ERR_NOMEM, "prune: out of memory");
     }
     const float *w = qs_f32(n->weight), *m = n->mask ? qs_f32(n->mask) : NULL;
+    const bool l2 = method == QS_PRUNE_CHANNEL_L2;
+    double *score = method == QS_PRUNE_CHANNEL_ACT ? malloc((size_t)O * sizeof *score) : NULL;
+    if (method == QS_PRUNE_CHANNEL_ACT) {
+        int rc0 = score ? act_scores(pd, g, &R, O, score) : qs_error(QS_ERR_NOMEM, "prune: out of memory");
+        if (rc0 < 0) {
+            free(v), free(keep), free(score);
+            return rc0;
+        }
+    }
     for (int64_t o = 0; o < O; o++) {
         double s = 0;
         for (int64_t k = 0; k < K; k++) {
             double x = m && m[o * K + k] == 0.0f ? 0.0 : w[o * K + k];
             s += l2 ? x * x : fabs(x);
         }
-        v[o].a = (float)(l2 ? sqrt(s) : s);
+        v[o].a = (float)(score ? score[o] : l2 ? sqrt(s) : s);
         v[o].layer = 0;
         v[o].k = o;
     }
+    free(score);
     qsort(v, (size_t)O, sizeof *v, cmp_mag);
     int64_t nk = 0;
     for (int64_t r = remove; r < O; r++)
@@ -371,6 +580,10 @@ static int prune_channels(qs_graph_t *g, int i, double ratio, bool l2, qs_prune_
     }
     for (int t = 0; rc >= 0 && t < R.ncons; t++) {
         qs_node_t *c = &g->nodes[R.cons[t]];
+        if (pd && pd->refit) {
+            rc = refit(pd, c, keep, nk, R.hw[t]);
+            continue;
+        }
         rc = replace(&c->weight, take(c->weight, 1, keep, nk, R.hw[t]));
         if (rc >= 0 && c->mask)
             rc = replace(&c->mask, take(c->mask, 1, keep, nk, R.hw[t]));
@@ -402,6 +615,14 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
         if (!(o->layer_ratio[i] < 1.0))
             return qs_error(QS_ERR_INVALID, "prune %s: the ratio of node '%s' is %g: expected a fraction below 1",
                             qs_prune_method_name(o->method), g->nodes[i].name, o->layer_ratio[i]);
+    bool channels = o->method == QS_PRUNE_CHANNEL_L1 || o->method == QS_PRUNE_CHANNEL_L2 ||
+                    o->method == QS_PRUNE_CHANNEL_ACT;
+    if (o->refit && !channels)
+        return qs_error(QS_ERR_INVALID, "prune %s: the least-squares refit applies to channel pruning",
+                        qs_prune_method_name(o->method));
+    if ((o->refit || o->method == QS_PRUNE_CHANNEL_ACT) && !o->data)
+        return qs_error(QS_ERR_INVALID, "prune %s%s: needs data (calibration images)", qs_prune_method_name(o->method),
+                        o->refit ? " with refit" : "");
     if (o->method == QS_PRUNE_NM && (o->m < 2 || o->m > 16 || o->n < 1 || o->n >= o->m))
         return qs_error(QS_ERR_INVALID, "prune nm:%d:%d: expected 1 <= N < M <= 16", o->n, o->m);
     qs_graph_t *c = qs_graph_clone(g);
@@ -416,7 +637,12 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
         if (is_layer(&c->nodes[i]))
             layers[nl++] = i;
     int rc = QS_OK;
-    switch (o->method) {
+    pdata_t pd = {g, NULL, o->refit}, *pdp = NULL;
+    if (o->data && channels) {
+        if ((rc = qs_dataset_subset(o->data, o->images > 0 ? o->images : 256, 1, &pd.sub)) >= 0)
+            pdp = &pd;
+    }
+    switch (rc < 0 ? QS_PRUNE_NONE : o->method) {
     case QS_PRUNE_NONE: break;
     case QS_PRUNE_GLOBAL: rc = prune_smallest(c, layers, nl, o->ratio); break;
     case QS_PRUNE_MAGNITUDE:
@@ -430,13 +656,14 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
     default: /* channels: every layer, in order; the later ones see the earlier's removals */
         for (int j = 0; rc >= 0 && j < nl; j++) {
             qs_prune_layer_t lr;
-            rc = prune_channels(c, layers[j], ratio_of(o, layers[j]), o->method == QS_PRUNE_CHANNEL_L2, &lr);
+            rc = prune_channels(c, layers[j], ratio_of(o, layers[j]), o->method, pdp, &lr);
             if (rc >= 0 && rep && rep->nlayers < QS_PRUNE_MAX_REPORT)
                 rep->layer[rep->nlayers++] = lr;
         }
         break;
     }
     free(layers);
+    qs_dataset_free(pd.sub);
     if (rc >= 0 && (rc = qs_graph_infer(c)) < 0)
         qs_error_context("prune %s: the pruned graph does not check: ", qs_prune_method_name(o->method));
     if (rc < 0) {
@@ -550,7 +777,7 @@ int qs_prune_select(const qs_graph_t *g, qs_prune_method_t method, const qs_data
                 rc = qs_last_status();
                 break;
             }
-            rc = prune_channels(tmp, i, o->cand[0], false, &pl);
+            rc = prune_channels(tmp, i, o->cand[0], QS_PRUNE_CHANNEL_L1, NULL, &pl);
             qs_graph_free(tmp);
             if (rc < 0)
                 break;

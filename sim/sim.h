@@ -119,6 +119,7 @@ typedef enum {
     QS_PRUNE_NM,         /* N:M along the reduction dimension */
     QS_PRUNE_CHANNEL_L1, /* output channels of smallest L1 norm, removed from the graph */
     QS_PRUNE_CHANNEL_L2,
+    QS_PRUNE_CHANNEL_ACT, /* output channels whose values (as their readers receive them) are smallest on data */
     QS_PRUNE_COUNT
 } qs_prune_method_t;
 
@@ -127,6 +128,12 @@ typedef struct {
     double ratio; /* magnitude, global: fraction of weights; channel-*: of each layer's output channels */
     int n, m;     /* nm */
     const double *layer_ratio; /* magnitude, channel-*: per node (g->nnodes entries; < 0: the ratio above), or NULL */
+    /* channel pruning on data (images of `data`, a seeded subset; the float engine on the unpruned graph):
+     * channel-act ranks channels by the mean |value| the readers receive; refit re-solves every reader's
+     * weights by least squares so that it reproduces its unpruned output from the kept channels */
+    const struct qs_dataset *data;
+    int64_t images;            /* default 256 */
+    bool refit;
 } qs_prune_opts_t;
 
 #define QS_PRUNE_MAX_REPORT 256
@@ -164,7 +171,7 @@ int qs_model_save(const qs_graph_t *g, const char *path);
 
 /* ---- datasets --------------------------------------------------------------------------------- */
 
-typedef struct {
+typedef struct qs_dataset {
     int64_t n, c, h, w;
     uint8_t *u8;     /* raw pixels, or NULL */
     float *f32;      /* already-real images (HDF5 float32), or NULL */
