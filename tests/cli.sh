@@ -805,7 +805,19 @@ if [ -f "$CP_MODEL" ]; then
     [ "$(json images)" = 32 ] || fail "eval the channel-pruned model"
     q 0 "info on the channel-pruned model" info "$TMP/cp-ch.h5" --json
     out_has '"params": 3454, "macs": 258772,' "info on the channel-pruned model: its parameters and MACs"
-    ok "quasar compress: 2:4 masks, channel pruning with batchnorm re-estimation, and the pruned model evaluates"
+    q 0 "compress --refit" compress "$CP_MODEL" -o "$TMP/cp-rf.h5" --prune channel-act --ratio 0.3 --refit \
+        --calib-data "$QMDATA" --calib-images 16
+    out_has "b3.pw          128 -> 90 channels" "compress --refit"
+    q 0 "compress --lowrank" compress "$CP_MODEL" -o "$TMP/cp-lr.h5" --lowrank channel --rank-ratio 0.5
+    out_has "low-rank    channel split, rank ratio 0.5:" "compress --lowrank"
+    out_has "kept whole: a depthwise convolution" "compress --lowrank"
+    q 0 "info on the factorized model" info "$TMP/cp-lr.h5"
+    out_has "b3.pw.lr1" "info on the factorized model"
+    q 2 "compress --lowrank without a rank" compress "$CP_MODEL" -o "$TMP/cp-lr2.h5" --lowrank spatial
+    err_has "--lowrank needs one of --rank-ratio R or --energy E" "compress --lowrank without a rank"
+    q 2 "compress --target-macs with nm" compress "$CP_MODEL" -o "$TMP/cp-t.h5" --prune nm:2:4 --target-macs 0.5
+    err_has "--target-macs goes with --prune magnitude, channel-l1 or channel-l2" "compress --target-macs with nm"
+    ok "quasar compress: 2:4 masks, channel pruning with re-estimation and refit, low-rank, and the models evaluate"
 fi
 
 # ---- dfq (sim/dfq.c): data-free quantization transforms -----------------------------------------
