@@ -227,6 +227,9 @@ static void print_report(const args_t *a, const qs_prune_opts_t *po, const qs_gr
         const qs_prune_layer_t *l = &r->layer[k];
         if (l->skipped)
             printf("  %-14s kept whole: %s\n", g->nodes[l->node].name, l->skipped);
+        else if (l->with >= 0)
+            printf("  %-14s %" PRId64 " -> %" PRId64 " channels, with %s (their channels meet at an add)\n",
+                   g->nodes[l->node].name, l->before, l->after, g->nodes[l->with].name);
         else
             printf("  %-14s %" PRId64 " -> %" PRId64 " channels\n", g->nodes[l->node].name, l->before, l->after);
     }

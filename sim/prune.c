@@ -171,11 +171,13 @@ static int prune_nm(qs_graph_t *g, int i, int N, int M)
 /* What removing output channels of layer i touches: per-channel nodes (batchnorm, depthwise convs) and the
  * consumers whose input channels go; flatten: the consumer's features are c·hw + p. */
 typedef struct {
-    int perch[64];  /* batchnorms and depthwise convs downstream */
+    int perch[64];  /* batchnorms and depthwise convs whose channels follow */
     int nperch;
     int cons[16];   /* conv2d (groups 1) and linear readers */
     int64_t hw[16]; /* features per channel at each consumer (1 but after a flatten of a C×H×W map) */
     int ncons;
+    int prod[16];   /* the layers whose output channels are tied together (at adds), the pruned layer first */
+    int nprod;
 } reach_t;
 
 static int readers_of(const qs_graph_t *g, int j, int *r, int max)
@@ -192,21 +194,52 @@ static int readers_of(const qs_graph_t *g, int j, int *r, int max)
     return c;
 }
 
-/* Follows node j's output (channel-aligned with the pruned layer); false with *why when it cannot. */
-static bool walk(const qs_graph_t *g, int j, int64_t hw, reach_t *R, const char **why)
+/* The channel group of layer `seed`: every tensor whose channels are the seed's channels, found by following
+ * the seed's output down through per-channel nodes and depthwise convolutions to its readers, and across
+ * adds (whose inputs are tied: each is followed up to the layer producing it, which joins the group).
+ * False, with *why, when a channel-mixing node other than a conv2d/linear reader is met, or when the channels
+ * reach the network input or output. */
+typedef struct {
+    const qs_graph_t *g;
+    reach_t *R;
+    bool *vis;
+    int *queue;
+    int64_t *hw;
+    int nq;
+    const char **why;
+} closure_t;
+
+static bool push(closure_t *c, int j, int64_t hw)
 {
-    if (g->output == j) {
-        *why = "its channels are the network output";
-        return false;
-    }
-    int rd[16];
-    int nr = readers_of(g, j, rd, 16);
-    if (nr > 16) {
-        *why = "too many readers";
-        return false;
-    }
-    for (int t = 0; t < nr; t++) {
-        const qs_node_t *n = &g->nodes[rd[t]];
+    if (c->vis[j])
+        return true;
+    c->vis[j] = true;
+    c->hw[j] = hw;
+    c->queue[c->nq++] = j;
+    return true;
+}
+
+static bool add_perch(closure_t *c, int j)
+{
+    if (c->R->nperch == 64)
+        return (*c->why = "too many nodes in its channel group", false);
+    c->R->perch[c->R->nperch++] = j;
+    return true;
+}
+
+/* Node k feeds an add with the group's channels: the group extends up to what produces them. */
+static bool up(closure_t *c, int k, int64_t hw)
+{
+    for (;;) {
+        if (c->vis[k])
+            return true;
+        const qs_node_t *n = &c->g->nodes[k];
+        if ((n->op == QS_OP_CONV2D && n->groups == 1) || n->op == QS_OP_LINEAR) {
+            if (c->R->nprod == 16)
+                return (*c->why = "too many layers tied at adds", false);
+            c->R->prod[c->R->nprod++] = k;
+            return push(c, k, hw);
+        }
         switch (n->op) {
         case QS_OP_BATCHNORM:
         case QS_OP_RELU:
@@ -214,58 +247,127 @@ static bool walk(const qs_graph_t *g, int j, int64_t hw, reach_t *R, const char 
         case QS_OP_CLIP:
         case QS_OP_MAXPOOL:
         case QS_OP_AVGPOOL:
-        case QS_OP_GAP:
-            if (n->op == QS_OP_BATCHNORM) {
-                if (R->nperch == 64)
-                    return (*why = "too many nodes downstream", false);
-                R->perch[R->nperch++] = rd[t];
-            }
-            if (!walk(g, rd[t], n->op == QS_OP_GAP ? 1 : hw, R, why))
+            if (n->op == QS_OP_BATCHNORM && !add_perch(c, k))
                 return false;
-            break;
-        case QS_OP_FLATTEN: {
-            const qs_node_t *src = &g->nodes[j];
-            int64_t per = src->out_ndim == 3 ? src->out_shape[1] * src->out_shape[2] : 1;
-            if (!walk(g, rd[t], hw * per, R, why))
+            push(c, k, hw);
+            k = n->inputs[0];
+            continue;
+        case QS_OP_CONV2D: /* depthwise: its channels follow its input's */
+            if (n->groups != n->weight->shape[0] || n->weight->shape[1] != 1)
+                return (*c->why = "a grouped convolution produces channels tied to them", false);
+            if (!add_perch(c, k))
                 return false;
+            push(c, k, hw);
+            k = n->inputs[0];
+            continue;
+        case QS_OP_ADD:
+            push(c, k, hw);
+            for (int t = 0; t < n->ninputs; t++)
+                if (!up(c, n->inputs[t], hw))
+                    return false;
+            return true;
+        case QS_OP_INPUT: return (*c->why = "they are tied at an add to the network input", false);
+        default: return (*c->why = "they are tied at an add to a concat or a reshape", false);
+        }
+    }
+}
+
+/* A conv2d (groups 1) or linear reading the group's channels (hw features each): its input channels go. */
+static bool add_reader(closure_t *c, int r, int64_t hw)
+{
+    for (int k = 0; k < c->R->ncons; k++)
+        if (c->R->cons[k] == r)
+            return true;
+    if (c->R->ncons == 16)
+        return (*c->why = "too many readers", false);
+    c->R->hw[c->R->ncons] = hw;
+    c->R->cons[c->R->ncons++] = r;
+    return true;
+}
+
+static bool closure(const qs_graph_t *g, int seed, reach_t *R, const char **why)
+{
+    int rd[16];
+    bool ok = true;
+    closure_t c = {g, R, calloc((size_t)g->nnodes, sizeof(bool)), malloc((size_t)g->nnodes * sizeof(int)),
+                   malloc((size_t)g->nnodes * sizeof(int64_t)), 0, why};
+    if (!c.vis || !c.queue || !c.hw) {
+        *why = "out of memory";
+        ok = false;
+        goto done;
+    }
+    R->prod[R->nprod++] = seed;
+    push(&c, seed, 1);
+    for (int q = 0; ok && q < c.nq; q++) {
+        int j = c.queue[q];
+        int64_t hw = c.hw[j];
+        if (g->output == j) {
+            *why = "its channels are the network output";
+            ok = false;
             break;
         }
-        case QS_OP_CONV2D:
-            if (n->groups == 1) {
-                if (R->ncons == 16)
-                    return (*why = "too many consumers", false);
-                R->hw[R->ncons] = 1;
-                R->cons[R->ncons++] = rd[t];
+        int nr = readers_of(g, j, rd, 16);
+        if (nr > 16) {
+            *why = "too many readers";
+            ok = false;
+            break;
+        }
+        for (int t = 0; ok && t < nr; t++) {
+            const qs_node_t *n = &g->nodes[rd[t]];
+            switch (n->op) {
+            case QS_OP_BATCHNORM:
+            case QS_OP_RELU:
+            case QS_OP_RELU6:
+            case QS_OP_CLIP:
+            case QS_OP_MAXPOOL:
+            case QS_OP_AVGPOOL:
+            case QS_OP_GAP:
+                if (!c.vis[rd[t]] && n->op == QS_OP_BATCHNORM)
+                    ok = add_perch(&c, rd[t]);
+                push(&c, rd[t], n->op == QS_OP_GAP ? 1 : hw);
+                break;
+            case QS_OP_FLATTEN: {
+                const qs_node_t *src = &g->nodes[j];
+                push(&c, rd[t], hw * (src->out_ndim == 3 ? src->out_shape[1] * src->out_shape[2] : 1));
                 break;
             }
-            if (n->groups != n->weight->shape[0] || n->weight->shape[1] != 1) {
-                *why = "a grouped convolution reads them";
-                return false;
+            case QS_OP_ADD:
+                if (!c.vis[rd[t]]) {
+                    push(&c, rd[t], hw);
+                    for (int k = 0; ok && k < n->ninputs; k++)
+                        ok = up(&c, n->inputs[k], hw);
+                }
+                break;
+            case QS_OP_CONV2D:
+                if (n->groups != 1) {
+                    if (n->groups != n->weight->shape[0] || n->weight->shape[1] != 1) {
+                        *why = "a grouped convolution reads them";
+                        ok = false;
+                    } else if (!c.vis[rd[t]]) {
+                        ok = add_perch(&c, rd[t]);
+                        push(&c, rd[t], hw);
+                    }
+                    break;
+                }
+                ok = add_reader(&c, rd[t], 1);
+                break;
+            case QS_OP_LINEAR:
+                ok = add_reader(&c, rd[t], hw);
+                break;
+            default:
+                *why = n->op == QS_OP_CONCAT ? "they are concatenated with another layer's"
+                                             : "an operation that mixes channels reads them";
+                ok = false;
             }
-            if (R->nperch == 64)
-                return (*why = "too many nodes downstream", false);
-            R->perch[R->nperch++] = rd[t]; /* depthwise: its channels go too, and so on downstream */
-            if (!walk(g, rd[t], hw, R, why))
-                return false;
-            break;
-        case QS_OP_LINEAR:
-            if (R->ncons == 16)
-                return (*why = "too many consumers", false);
-            R->hw[R->ncons] = hw;
-            R->cons[R->ncons++] = rd[t];
-            break;
-        default:
-            *why = n->op == QS_OP_ADD      ? "they meet another layer's channels at an add"
-                   : n->op == QS_OP_CONCAT ? "they are concatenated with another layer's"
-                                           : "an operation that mixes channels reads them";
-            return false;
         }
     }
-    if (nr == 0) {
+    if (ok && R->ncons == 0) {
         *why = "nothing reads them";
-        return false;
+        ok = false;
     }
-    return true;
+done:
+    free(c.vis), free(c.queue), free(c.hw);
+    return ok;
 }
 
 /* t with entries keep[0..nk) along axis (0 or 1), each `span` wide along that axis's flattened tail. */
@@ -502,7 +604,7 @@ done:
 }
 
 static int prune_channels(qs_graph_t *g, int i, double ratio, qs_prune_method_t method, const pdata_t *pd,
-                          qs_prune_layer_t *rep)
+                          int *grouped, qs_prune_layer_t *rep)
 {
     qs_node_t *n = &g->nodes[i];
     const int64_t O = n->weight->shape[0], K = n->weight->size / O;
@@ -510,6 +612,7 @@ static int prune_channels(qs_graph_t *g, int i, double ratio, qs_prune_method_t 
     rep->node = i;
     rep->before = O;
     rep->after = O;
+    rep->with = -1;
     reach_t R;
     memset(&R, 0, sizeof R);
     const char *why = NULL;
@@ -517,10 +620,20 @@ static int prune_channels(qs_graph_t *g, int i, double ratio, qs_prune_method_t 
         rep->skipped = "a depthwise or grouped convolution's channels follow its input's";
         return QS_OK;
     }
-    if (!walk(g, i, 1, &R, &why)) {
+    if (grouped && grouped[i]) { /* already pruned, with the layer it is tied to */
+        rep->with = grouped[i] - 1; /* the caller copies `before` from that layer's report */
+        return QS_OK;
+    }
+    if (!closure(g, i, &R, &why)) {
         rep->skipped = why;
         return QS_OK;
     }
+    for (int t = 1; grouped && t < R.nprod; t++)
+        grouped[R.prod[t]] = i + 1;
+    for (int t = 0; t < R.nprod; t++)
+        if (g->nodes[R.prod[t]].weight->shape[0] != O)
+            return qs_error(QS_ERR_INTERNAL, "prune: layers '%s' and '%s' meet at an add with different channels",
+                            n->name, g->nodes[R.prod[t]].name);
     int64_t remove = (int64_t)floor(ratio * (double)O);
     if (remove >= O)
         remove = O - 1; /* a layer keeps one channel */
@@ -542,27 +655,39 @@ static int prune_channels(qs_graph_t *g, int i, double ratio, qs_prune_method_t 
             return rc0;
         }
     }
-    for (int64_t o = 0; o < O; o++) {
-        double s = 0;
-        for (int64_t k = 0; k < K; k++) {
-            double x = m && m[o * K + k] == 0.0f ? 0.0 : w[o * K + k];
-            s += l2 ? x * x : fabs(x);
+    for (int64_t o = 0; o < O; o++) { /* a group's channel: its norms summed over the tied layers */
+        double tot = 0;
+        for (int t = 0; !score && t < R.nprod; t++) {
+            const qs_node_t *pn = &g->nodes[R.prod[t]];
+            const int64_t Kt = pn->weight->size / O;
+            const float *wt = qs_f32(pn->weight), *mt = pn->mask ? qs_f32(pn->mask) : NULL;
+            double s = 0;
+            for (int64_t k = 0; k < Kt; k++) {
+                double x = mt && mt[o * Kt + k] == 0.0f ? 0.0 : wt[o * Kt + k];
+                s += l2 ? x * x : fabs(x);
+            }
+            tot += l2 ? sqrt(s) : s;
         }
-        v[o].a = (float)(score ? score[o] : l2 ? sqrt(s) : s);
+        v[o].a = (float)(score ? score[o] : tot);
         v[o].layer = 0;
         v[o].k = o;
     }
+    (void)w, (void)m, (void)K;
     free(score);
     qsort(v, (size_t)O, sizeof *v, cmp_mag);
     int64_t nk = 0;
     for (int64_t r = remove; r < O; r++)
         keep[nk++] = v[r].k;
     qsort(keep, (size_t)nk, sizeof *keep, cmp_i64);
-    int rc = replace(&n->weight, take(n->weight, 0, keep, nk, 1));
-    if (rc >= 0 && n->bias)
-        rc = replace(&n->bias, take(n->bias, 0, keep, nk, 1));
-    if (rc >= 0 && n->mask)
-        rc = replace(&n->mask, take(n->mask, 0, keep, nk, 1));
+    int rc = QS_OK;
+    for (int t = 0; rc >= 0 && t < R.nprod; t++) {
+        qs_node_t *pn = &g->nodes[R.prod[t]];
+        rc = replace(&pn->weight, take(pn->weight, 0, keep, nk, 1));
+        if (rc >= 0 && pn->bias)
+            rc = replace(&pn->bias, take(pn->bias, 0, keep, nk, 1));
+        if (rc >= 0 && pn->mask)
+            rc = replace(&pn->mask, take(pn->mask, 0, keep, nk, 1));
+    }
     for (int t = 0; rc >= 0 && t < R.nperch; t++) {
         qs_node_t *p = &g->nodes[R.perch[t]];
         if (p->op == QS_OP_BATCHNORM) {
@@ -653,14 +778,22 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
         for (int j = 0; rc >= 0 && j < nl; j++)
             rc = prune_nm(c, layers[j], o->n, o->m);
         break;
-    default: /* channels: every layer, in order; the later ones see the earlier's removals */
+    default: { /* channels: every layer, in order; the later ones see the earlier's removals */
+        int *grouped = calloc((size_t)c->nnodes, sizeof *grouped);
+        if (!grouped)
+            rc = qs_error(QS_ERR_NOMEM, "prune: out of memory");
         for (int j = 0; rc >= 0 && j < nl; j++) {
             qs_prune_layer_t lr;
-            rc = prune_channels(c, layers[j], ratio_of(o, layers[j]), o->method, pdp, &lr);
+            rc = prune_channels(c, layers[j], ratio_of(o, layers[j]), o->method, pdp, grouped, &lr);
+            for (int k = 0; rc >= 0 && rep && lr.with >= 0 && k < rep->nlayers; k++)
+                if (rep->layer[k].node == lr.with)
+                    lr.before = rep->layer[k].before;
             if (rc >= 0 && rep && rep->nlayers < QS_PRUNE_MAX_REPORT)
                 rep->layer[rep->nlayers++] = lr;
         }
+        free(grouped);
         break;
+    }
     }
     free(layers);
     qs_dataset_free(pd.sub);
@@ -777,7 +910,7 @@ int qs_prune_select(const qs_graph_t *g, qs_prune_method_t method, const qs_data
                 rc = qs_last_status();
                 break;
             }
-            rc = prune_channels(tmp, i, o->cand[0], QS_PRUNE_CHANNEL_L1, NULL, &pl);
+            rc = prune_channels(tmp, i, o->cand[0], QS_PRUNE_CHANNEL_L1, NULL, NULL, &pl);
             qs_graph_free(tmp);
             if (rc < 0)
                 break;

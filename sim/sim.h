@@ -141,6 +141,7 @@ typedef struct {
     int node;
     int64_t before, after; /* output channels */
     const char *skipped;   /* why the layer was left whole, or NULL */
+    int with;              /* pruned together with this earlier layer (their channels meet at an add), or -1 */
 } qs_prune_layer_t;
 
 typedef struct {
