@@ -31,7 +31,7 @@ void qs_help_compress(FILE *out)
             "                                       channels (smallest L1/L2 norm), removed with\n"
             "                                       their batchnorm entries, the depthwise channels\n"
             "                                       that follow and the readers' input channels;\n"
-            "                                       layers whose channels meet at an add are kept\n"
+            "                                       layers tied at residual adds are pruned as one\n"
             "                           channel-act the channels whose values, as the next layers\n"
             "                                       receive them, are smallest on data\n"
             "  --ratio R                the fraction pruned, in [0, 1) (not for nm)\n"
