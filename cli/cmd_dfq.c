@@ -135,9 +135,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
         return qs_cli_error(QS_EXIT_USAGE, "dfq: expected MODEL.h5 (see 'quasar help dfq')");
     if (!o->out || !*o->out)
         return qs_cli_error(QS_EXIT_USAGE, "dfq: expected -o OUT.h5 (see 'quasar help dfq')");
-    struct stat a, b;
-    if (strcmp(o->model, o->out) == 0 ||
-        (stat(o->model, &a) == 0 && stat(o->out, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+    if (qs_cli_same_file(o->model, o->out))
         return qs_cli_error(QS_EXIT_USAGE, "dfq: the output '%s' is the input model; write the transformed model to "
                             "another file (the model stays as it is)", o->out);
 
