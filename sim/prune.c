@@ -377,7 +377,7 @@ static qs_tensor_t *take(const qs_tensor_t *t, int axis, const int64_t *keep, in
     for (int d = 0; d < t->ndim; d++)
         shape[d] = t->shape[d];
     int64_t outer = axis == 0 ? 1 : t->shape[0];
-    int64_t len = t->shape[axis] / span, inner = 1;
+    int64_t inner = 1;
     for (int d = axis + 1; d < t->ndim; d++)
         inner *= t->shape[d];
     shape[axis] = nk * span;
@@ -386,7 +386,6 @@ static qs_tensor_t *take(const qs_tensor_t *t, int axis, const int64_t *keep, in
         return NULL;
     const float *s = qs_f32(t);
     float *d = qs_f32(r);
-    (void)len;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t c = 0; c < nk; c++)
             memcpy(d + (o * nk * span + c * span) * inner, s + (o * t->shape[axis] + keep[c] * span) * inner,
@@ -607,7 +606,7 @@ static int prune_channels(qs_graph_t *g, int i, double ratio, qs_prune_method_t 
                           int *grouped, qs_prune_layer_t *rep)
 {
     qs_node_t *n = &g->nodes[i];
-    const int64_t O = n->weight->shape[0], K = n->weight->size / O;
+    const int64_t O = n->weight->shape[0];
     memset(rep, 0, sizeof *rep);
     rep->node = i;
     rep->before = O;
@@ -645,7 +644,6 @@ static int prune_channels(qs_graph_t *g, int i, double ratio, qs_prune_method_t 
         free(v), free(keep);
         return qs_error(QS_ERR_NOMEM, "prune: out of memory");
     }
-    const float *w = qs_f32(n->weight), *m = n->mask ? qs_f32(n->mask) : NULL;
     const bool l2 = method == QS_PRUNE_CHANNEL_L2;
     double *score = method == QS_PRUNE_CHANNEL_ACT ? malloc((size_t)O * sizeof *score) : NULL;
     if (method == QS_PRUNE_CHANNEL_ACT) {
@@ -672,7 +670,6 @@ static int prune_channels(qs_graph_t *g, int i, double ratio, qs_prune_method_t 
         v[o].layer = 0;
         v[o].k = o;
     }
-    (void)w, (void)m, (void)K;
     free(score);
     qsort(v, (size_t)O, sizeof *v, cmp_mag);
     int64_t nk = 0;
