@@ -351,7 +351,7 @@ int qs_cmd_compress(int argc, char **argv)
     free(lr);
     if (prc < 0)
         goto fail;
-    if (a.prune)
+    if (a.prune && !(a.json && a.lowrank)) /* with both, one JSON object below */
         print_report(&a, &po, p, rep);
     if (a.lowrank) {
         qs_lowrank_report_t *lrep = calloc(1, sizeof *lrep);
@@ -360,6 +360,11 @@ int qs_cmd_compress(int argc, char **argv)
         if (rc >= 0 && a.json) {
             qs_json_t j;
             qs_json_begin(&j, stdout);
+            if (a.prune) {
+                qs_json_str(&j, "method", a.prune);
+                qs_json_int(&j, "macs_nonzero", rep->macs_nonzero);
+                qs_json_num(&j, "density", rep->weights ? 1.0 - (double)rep->masked / (double)rep->weights : 1.0);
+            }
             qs_json_str(&j, "lowrank", a.lowrank);
             qs_json_int(&j, "factorized", lrep->factorized);
             qs_json_metric(&j, "params", (double)lrep->params_after);

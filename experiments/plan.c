@@ -149,6 +149,16 @@ static void hash_run(const qs_exp_spec_t *s, const qs_exp_plan_t *p, qs_exp_run_
              (unsigned long long)s->eval_seed);
     h = fnv_str(h, line);
     uint64_t hq = h; /* the calibrated network's key */
+    /* a float run reads the calibration images too when its model is changed on data */
+    const char *pm = qs_exp_run_value(r, "prune_method"), *ft = qs_exp_run_value(r, "finetune_epochs");
+    const bool on_data = *qs_exp_run_value(r, "bn_reestimate") || *qs_exp_run_value(r, "prune_refit") ||
+                         strcmp(pm, "channel-act") == 0 || (*ft && strcmp(ft, "0") != 0);
+    if (!quantized && on_data) {
+        snprintf(line, sizeof line, "calib=%s,%lld,%llu", s->calib_data, (long long)s->calib_images,
+                 (unsigned long long)s->calib_seed);
+        h = fnv_str(h, line);
+        hq = h;
+    }
     if (quantized) {
         snprintf(line, sizeof line, "calib=%s,%lld,%llu", s->calib_data, (long long)s->calib_images,
                  (unsigned long long)s->calib_seed);

@@ -22,7 +22,7 @@ static const qs_exp_field_t fields[] = {
      "float (reference), fake (fake quantization) or int (bit-exact integer engine)"},
     {"prune_method", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
      "pruning before quantization: none (the default, also when empty), magnitude, global, nm:N:M, channel-l1, "
-     "channel-l2 (docs/compression.md)"},
+     "channel-l2, channel-act (docs/compression.md)"},
     {"prune_ratio", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
      "the fraction pruned, in [0, 1) (magnitude, global: of the weights; channel-*: of each layer's channels)"},
     {"prune_refit", QS_FIELD_TEXT, "", NULL, 0, 0, QS_ENG_ALL, QS_STAGE_MODEL,
@@ -108,6 +108,8 @@ int qs_exp_field_canon(const qs_exp_field_t *f, const char *value, char *buf, si
             return qs_error(QS_ERR_INVALID, "%s: expected an integer in %lld..%lld, got '%s'", f->name,
                             (long long)f->lo, (long long)f->hi, value);
         snprintf(buf, n, "%lld", v);
+        if (v == 0 && strcmp(f->name, "finetune_epochs") == 0)
+            buf[0] = '\0'; /* no fine-tuning, as when unset: one point */
         return QS_OK;
     }
     case QS_FIELD_CHOICE:
@@ -149,6 +151,10 @@ int qs_exp_field_canon(const qs_exp_field_t *f, const char *value, char *buf, si
             return qs_last_status();
         if (strcmp(value, "none") == 0) { /* the default, spelt as the default is: runs stay one point */
             buf[0] = '\0';
+            return QS_OK;
+        }
+        if (po.method == QS_PRUNE_NM) { /* nm is nm:2:4 */
+            snprintf(buf, n, "nm:%d:%d", po.n, po.m);
             return QS_OK;
         }
     }

@@ -432,15 +432,10 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
     if (rc >= 0 && (rc = qs_exp_apply_prune(r0, &po)) >= 0 && po.method != QS_PRUNE_NONE) {
         po.data = w->calib; /* channel-act and the refit: the calibration images */
         po.images = w->s->calib_images;
+        po.seed = w->s->calib_seed + (uint64_t)r0->repeat;
         qs_prune_report_t *rep = calloc(1, sizeof *rep);
         rc = rep ? qs_graph_prune(m->g, &po, &pg, rep) : qs_error(QS_ERR_NOMEM, "sweep: out of memory");
-        if (rc >= 0) {
-            c->pruned = true;
-            c->params = rep->params_after;
-            c->macs = rep->macs_after;
-            c->macs_nonzero = rep->macs_nonzero;
-            c->density = rep->weights ? 1.0 - (double)rep->masked / (double)rep->weights : 1.0;
-        }
+        c->pruned = rc >= 0;
         free(rep);
     }
     qs_lowrank_opts_t lo;
@@ -452,12 +447,7 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
         if (rc >= 0) {
             qs_graph_free(pg);
             pg = f;
-            /* the factorized graph's figures; masks do not survive factorization */
             c->pruned = true;
-            c->params = lrep->params_after;
-            c->macs = lrep->macs_after;
-            c->macs_nonzero = lrep->macs_after;
-            c->density = 1.0;
         }
         free(lrep);
     }
@@ -468,10 +458,6 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
             rc = qs_graph_bn_reestimate(pg, w->calib, w->s->calib_images, w->s->calib_seed + (uint64_t)r0->repeat, NULL,
                                         NULL);
         c->pruned = true; /* a changed model: evaluated, with its own figures */
-        if (!c->params) {
-            c->params = qs_graph_params(m->g), c->macs = qs_graph_macs(m->g);
-            c->macs_nonzero = c->macs, c->density = 1.0;
-        }
     }
     const char *ft = qs_exp_run_value(r0, "finetune_epochs");
     if (rc >= 0 && *ft && atoi(ft) > 0) {
@@ -485,10 +471,13 @@ static int get_calib(sweep_t *w, struct calib *c, const qs_exp_run_t *r0, bool i
         if (rc >= 0)
             rc = qs_train(pg, w->calib, NULL, &to, NULL, NULL, NULL);
         c->pruned = true;
-        if (!c->params) {
-            c->params = qs_graph_params(m->g), c->macs = qs_graph_macs(m->g);
-            c->macs_nonzero = c->macs, c->density = 1.0;
-        }
+    }
+    if (rc >= 0 && c->pruned) { /* the figures of the changed float model (before DFQ folds its batchnorms) */
+        int64_t wt, off;
+        qs_graph_sparsity(pg, &wt, &off, &c->macs_nonzero);
+        c->params = qs_graph_params(pg);
+        c->macs = qs_graph_macs(pg);
+        c->density = wt ? 1.0 - (double)off / (double)wt : 1.0;
     }
     /* then equalization, absorption and bias correction (against this run's weights) */
     const char *dfq = qs_exp_run_value(r0, "dfq");

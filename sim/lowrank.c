@@ -110,6 +110,7 @@ static int svd(const double *a, int64_t m, int64_t n, double *u, double *s, doub
     gsl_matrix_view Av = gsl_matrix_view_array(A, (size_t)M, (size_t)N);
     gsl_matrix_view Qv = gsl_matrix_view_array(Q, (size_t)N, (size_t)N);
     gsl_vector_view Sv = gsl_vector_view_array(S, (size_t)N);
+    qs_sim_gsl_init();
     int st = gsl_linalg_SV_decomp_jacobi(&Av.matrix, &Qv.matrix, &Sv.vector);
     if (st) {
         free(A), free(Q), free(S), free(idx);

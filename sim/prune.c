@@ -20,6 +20,7 @@
 #include "sim/sim_internal.h"
 
 #include <gsl/gsl_errno.h>
+#include <pthread.h>
 #include <gsl/gsl_linalg.h>
 #include <math.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ void qs_prune_opts_default(qs_prune_opts_t *o)
     o->method = QS_PRUNE_NONE;
     o->n = 2;
     o->m = 4;
+    o->seed = 1;
 }
 
 int qs_prune_parse(const char *spec, const char *what, qs_prune_opts_t *o)
@@ -104,7 +106,7 @@ static float *mask_of(qs_node_t *n)
     return qs_f32(n->mask);
 }
 
-/* Prunes the `count` smallest of the weights in layers [from, to] (global: all layers at once). */
+/* Prunes the round(ratio·n) smallest of the n weights of layers[0..nl) together (one layer, or all for global). */
 static int prune_smallest(qs_graph_t *g, const int *layers, int nl, double ratio)
 {
     int64_t total = 0;
@@ -408,6 +410,10 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static pthread_once_t gsl_once = PTHREAD_ONCE_INIT;
+static void gsl_off(void) { gsl_set_error_handler_off(); }
+void qs_sim_gsl_init(void) { pthread_once(&gsl_once, gsl_off); }
+
 /* What channel pruning on data needs: the unpruned graph and the images, with the captured input of a node. */
 typedef struct {
     const qs_graph_t *orig;
@@ -513,7 +519,7 @@ static int refit(const pdata_t *d, qs_node_t *c, const int64_t *keep, int64_t nk
     for (int64_t t = 0; t < nk; t++)
         for (int64_t j = 0; j < span; j++)
             col[t * span + j] = keep[t] * span + j;
-    const float *w = qs_f32(c->weight);
+    const float *w = qs_f32(c->weight), *mk = c->mask ? qs_f32(c->mask) : NULL;
     const int64_t npos = P < REFIT_POSITIONS ? P : REFIT_POSITIONS;
     for (int64_t s = 0; s < d->sub->n; s++) {
         const float *xs = X + s * per;
@@ -532,10 +538,10 @@ static int refit(const pdata_t *d, qs_node_t *c, const int64_t *keep, int64_t nk
                 for (int64_t k = 0; k < K; k++)
                     x[k] = xs[k];
             }
-            for (int64_t o = 0; o < O; o++) {
+            for (int64_t o = 0; o < O; o++) { /* the reader as it computes: masked weights are zeros */
                 double t = 0;
                 for (int64_t k = 0; k < K; k++)
-                    t += (double)w[o * K + k] * x[k];
+                    t += (mk && mk[o * K + k] == 0.0f ? 0.0 : (double)w[o * K + k]) * x[k];
                 y[o] = t;
             }
             for (int64_t a = 0; a < Kp; a++) {
@@ -556,7 +562,7 @@ static int refit(const pdata_t *d, qs_node_t *c, const int64_t *keep, int64_t nk
     for (int64_t a = 0; a < Kp; a++)
         A[a * Kp + a] += lam;
     gsl_matrix_view Av = gsl_matrix_view_array(A, (size_t)Kp, (size_t)Kp);
-    gsl_error_handler_t *old = gsl_set_error_handler_off();
+    qs_sim_gsl_init();
     int grc = gsl_linalg_cholesky_decomp1(&Av.matrix);
     qs_tensor_t *nw = NULL;
     if (grc == 0) {
@@ -576,7 +582,6 @@ static int refit(const pdata_t *d, qs_node_t *c, const int64_t *keep, int64_t nk
             gsl_vector_free(sol);
         }
     }
-    gsl_set_error_handler(old);
     if (grc != 0) {
         qs_tensor_free(nw);
         rc = qs_error(QS_ERR_NUMERIC, "prune refit of '%s': the least-squares system is singular", c->name);
@@ -720,6 +725,23 @@ static double ratio_of(const qs_prune_opts_t *o, int node)
     return o->layer_ratio && o->layer_ratio[node] >= 0 ? o->layer_ratio[node] : o->ratio;
 }
 
+void qs_graph_sparsity(const qs_graph_t *g, int64_t *weights, int64_t *masked, int64_t *macs_nonzero)
+{
+    *weights = *masked = *macs_nonzero = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const qs_node_t *n = &g->nodes[i];
+        if (!is_layer(n))
+            continue;
+        int64_t off = 0;
+        for (int64_t k = 0; n->mask && k < n->mask->size; k++)
+            off += qs_f32(n->mask)[k] == 0.0f;
+        *weights += n->weight->size;
+        *masked += off;
+        *macs_nonzero += (int64_t)llround((double)qs_node_macs(g, i) * (double)(n->weight->size - off) /
+                                          (double)n->weight->size);
+    }
+}
+
 int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **out, qs_prune_report_t *rep)
 {
     *out = NULL;
@@ -761,7 +783,7 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
     int rc = QS_OK;
     pdata_t pd = {g, NULL, o->refit}, *pdp = NULL;
     if (o->data && channels) {
-        if ((rc = qs_dataset_subset(o->data, o->images > 0 ? o->images : 256, 1, &pd.sub)) >= 0)
+        if ((rc = qs_dataset_subset(o->data, o->images > 0 ? o->images : 256, o->seed, &pd.sub)) >= 0)
             pdp = &pd;
     }
     switch (rc < 0 ? QS_PRUNE_NONE : o->method) {
@@ -801,31 +823,9 @@ int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **o
         return rc;
     }
     if (rep) {
-        for (int i = 0; i < c->nnodes; i++) {
-            const qs_node_t *n = &c->nodes[i];
-            if (!is_layer(n))
-                continue;
-            rep->weights += n->weight->size;
-            if (n->mask) {
-                const float *m = qs_f32(n->mask);
-                for (int64_t k = 0; k < n->mask->size; k++)
-                    rep->masked += m[k] == 0.0f;
-            }
-        }
+        qs_graph_sparsity(c, &rep->weights, &rep->masked, &rep->macs_nonzero);
         rep->macs_before = qs_graph_macs(g);
         rep->macs_after = qs_graph_macs(c);
-        for (int i = 0; i < c->nnodes; i++) {
-            const qs_node_t *n = &c->nodes[i];
-            if (!is_layer(n))
-                continue;
-            int64_t kept = n->weight->size;
-            if (n->mask) {
-                const float *m = qs_f32(n->mask);
-                for (int64_t k = 0; k < n->mask->size; k++)
-                    kept -= m[k] == 0.0f;
-            }
-            rep->macs_nonzero += (int64_t)llround((double)qs_node_macs(c, i) * (double)kept / (double)n->weight->size);
-        }
         rep->params_before = qs_graph_params(g);
         rep->params_after = qs_graph_params(c);
     }
@@ -912,6 +912,16 @@ int qs_prune_select(const qs_graph_t *g, qs_prune_method_t method, const qs_data
             if (rc < 0)
                 break;
             if (pl.skipped)
+                continue;
+            /* a layer tied at an add to an earlier one takes that layer's ratio: no curve of its own */
+            reach_t R;
+            memset(&R, 0, sizeof R);
+            const char *why;
+            bool tied = false;
+            if (closure(g, i, &R, &why))
+                for (int t = 0; t < R.nprod; t++)
+                    tied |= R.prod[t] < i;
+            if (tied)
                 continue;
         }
         int k = out->nlayers++;

@@ -133,6 +133,7 @@ typedef struct {
      * weights by least squares so that it reproduces its unpruned output from the kept channels */
     const struct qs_dataset *data;
     int64_t images;            /* default 256 */
+    uint64_t seed;             /* the subset's, default 1 */
     bool refit;
 } qs_prune_opts_t;
 
@@ -157,6 +158,8 @@ void qs_prune_opts_default(qs_prune_opts_t *o); /* none; nm 2:4 */
 const char *qs_prune_method_name(qs_prune_method_t m);
 /* "none", "magnitude", "global", "nm" or "nm:N:M", "channel-l1", "channel-l2" (the ratio is set apart). */
 int qs_prune_parse(const char *spec, const char *what, qs_prune_opts_t *o);
+/* Of g's conv2d/linear layers: their weights, those a mask zeroes, and the MACs with a non-zero weight. */
+void qs_graph_sparsity(const qs_graph_t *g, int64_t *weights, int64_t *masked, int64_t *macs_nonzero);
 /* A pruned copy of g (masks, or fewer channels), checked by qs_graph_infer; rep may be NULL. */
 int qs_graph_prune(const qs_graph_t *g, const qs_prune_opts_t *o, qs_graph_t **out, qs_prune_report_t *rep);
 
@@ -250,7 +253,8 @@ int qs_eval(const qs_graph_t *g, const qs_dataset_t *d, const qs_engine_opts_t *
  * selection: every prunable layer is pruned alone at each candidate ratio and evaluated (float top-1 on
  * d); then, for an accuracy threshold, each layer takes its largest candidate whose top-1 stays at or above
  * it, and the threshold is bisected (over the measured accuracies) to the highest one whose choice meets
- * the target. method: magnitude (target: MACs with a non-zero weight) or channel-l1/-l2 (dense MACs). */
+ * the target. method: magnitude (target: MACs with a non-zero weight) or channel-l1/-l2 (dense MACs). Layers
+ * tied at an add to an earlier layer are pruned with it, at its ratio, and get no curve of their own. */
 #define QS_PRUNE_MAX_CANDIDATES 16
 typedef struct {
     double target;                 /* the MACs to keep, as a fraction of the model's (e.g. 0.5) */

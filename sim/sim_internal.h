@@ -174,6 +174,9 @@ int qs_sim_fake_graph(const qs_qnet_t *q, const bool *wsel, bool bias, qs_graph_
 
 /* ---- model.c: the model file's pieces that the quantized model (qmodel.c) builds on ---- */
 #include <hdf5.h>
+
+/* GSL reports errors by status here, never by its default abort: set once, for every thread (sim/prune.c). */
+void qs_sim_gsl_init(void);
 /* More content in an open model file: called after the graph g is written
  * (before the file is closed, flushed and renamed) or read. */
 typedef int (*qs_sim_model_extra_fn)(void *ctx, hid_t file, const char *path, const qs_graph_t *g);
