@@ -240,8 +240,8 @@ double qs_qstats_clipped_fraction(const qs_qstats_t *s);
 int qs_quantize(const qs_quantizer_t *q, const qs_qparams_t *p, const qs_tensor_t *x, qs_tensor_t *codes,
                 qs_tensor_t *deq, qs_pool_t *pool, qs_qstats_t *stats);
 int qs_dequantize(const qs_quantizer_t *q, const qs_qparams_t *p, const qs_tensor_t *codes, qs_tensor_t *out);
-/* Element by element, the same arithmetic (the reference the kernels are tested against).
- * index is the element's flat index (stochastic rounding). *clipped may be NULL. */
+/* Element by element, the same arithmetic (the reference the kernels are tested against), for the uniform
+ * grid. index is the element's flat index (stochastic rounding). *clipped may be NULL. */
 int32_t qs_quantize_one(const qs_quantizer_t *q, float x, float scale, int32_t zero_point, uint64_t index,
                         bool *clipped);
 float qs_dequantize_one(float scale, int32_t zero_point, int32_t code);
