@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Entries of the split table (int32, 256 MiB) the exact DP may use. */
+#define QS_KMEANS_MAX_TABLE 67108864.0
+
 int qs_codebook_index(const float *lv, int m, float x)
 {
     if (isnan(x))
@@ -162,6 +165,13 @@ int qs_kmeans_fit(const float *x, int64_t n, int k, double *levels)
         return rc;
     int64_t m = d.m;
     int runs = k < m ? k : (int)m;
+    if ((double)runs * (double)m > QS_KMEANS_MAX_TABLE) {
+        distinct_free(&d);
+        return qs_error(QS_ERR_INVALID,
+                        "kmeans: %d levels over %lld distinct values need a %.3g-entry split table (at most 2^26): use "
+                        "lloyd, fewer bits, or a finer granularity (per channel or per group)",
+                        runs, (long long)m, (double)runs * (double)m);
+    }
     double *rows = malloc((size_t)(2 * m) * sizeof *rows);
     int32_t *arg = malloc((size_t)runs * (size_t)m * sizeof *arg);
     if (!rows || !arg) {

@@ -21,6 +21,8 @@ static bool is_asym(qs_scheme_t s) { return s == QS_SCHEME_ASYMMETRIC || s == QS
 
 qs_hist_kind_t qs_hist_kind_for(const qs_quantizer_t *q)
 {
+    if (q->grid != QS_GRID_UNIFORM) /* the scaled grids take a percentile of |x| whatever the scheme */
+        return QS_HIST_ABS;
     if (q->scheme == QS_SCHEME_UNSIGNED)
         return QS_HIST_POS;
     if (is_asym(q->scheme) && q->range.method != QS_RANGE_KL)

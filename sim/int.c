@@ -393,9 +393,14 @@ static int prep_dot(qs_int_t *e, int i, step_t *st, qs_int_layer_t *ls)
         const int64_t n = L->wcodes->size;
         if (!(st->wsign = malloc((size_t)n * sizeof *st->wsign)))
             return qs_error(QS_ERR_NOMEM, "integer engine: out of memory for node '%s'", nd->name);
+        /* from the level itself: ±v is ±1 and 0 is 0 (an all-zero channel has every level 0) */
         const int32_t *c = qs_i32(L->wcodes);
-        for (int64_t k = 0; k < n; k++)
-            st->wsign[k] = qs_grid_sign_weight(&L->wquant, c[k]);
+        const int64_t per = n / O;
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t slice = wp->count == 1 ? 0 : k / per;
+            const float lv = wp->levels[slice * wp->nlevels + c[k]];
+            st->wsign[k] = (lv > 0) - (lv < 0);
+        }
         st->wraw = st->wsign;
         st->KW = (K + 63) / 64;
         st->wpos = calloc((size_t)(O * st->KW), sizeof *st->wpos);
@@ -1142,7 +1147,7 @@ static void bit_planes(const step_t *st, const int32_t *xg, uint64_t *planes)
         const uint64_t bit = UINT64_C(1) << (k % 64);
         const int32_t *gk = st->gidx + k * P;
         for (int64_t p = 0; p < P; p++) {
-            uint32_t u = (uint32_t)((gk[p] == st->plane ? st->zx : xg[gk[p]]) - st->xmin);
+            uint32_t u = (uint32_t)((int64_t)(gk[p] == st->plane ? st->zx : xg[gk[p]]) - st->xmin);
             uint64_t *pl = planes + p * B * KW + k / 64;
             for (int64_t j = 0; u; j++, u >>= 1)
                 if (u & 1)

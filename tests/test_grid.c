@@ -257,6 +257,36 @@ static void run(const char *spec, int ndim, const int64_t *shape, const float *x
     qs_tensor_free(t), qs_tensor_free(c), qs_tensor_free(d), qs_tensor_free(d2);
 }
 
+/* Scaled grids take their percentile of |x| whatever the scheme, and the exact k-means refuses a table it
+ * cannot hold, saying what to use instead. */
+START_TEST(test_percentile_and_limits)
+{
+    const int64_t n[1] = {4096};
+    float *x = malloc(300000 * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    gauss(x, 4096, 21, 1.0);
+    static const char *const schemes[] = {"symmetric", "unsigned", "asymmetric"};
+    float s0 = 0;
+    for (int k = 0; k < 3; k++) {
+        char spec[96];
+        snprintf(spec, sizeof spec, "grid=fp8-e4m3,range=percentile:99,scheme=%s", schemes[k]);
+        qs_qparams_t *p;
+        run(spec, 1, n, x, NULL, NULL, &p);
+        if (k == 0)
+            s0 = p->scale[0];
+        ck_assert_msg(p->scale[0] == s0, "%s: scale %g, symmetric %g", schemes[k], (double)p->scale[0], (double)s0);
+        qs_qparams_free(p);
+    }
+    for (int i = 0; i < 300000; i++)
+        x[i] = (float)i;
+    double lv[256];
+    ck_assert_int_lt(qs_kmeans_fit(x, 300000, 256, lv), 0);
+    ck_assert_msg(strstr(qs_last_error(), "use lloyd, fewer bits, or a finer granularity"), "%s", qs_last_error());
+    ck_assert_int_eq(qs_kmeans_fit(x, 300000, 16, lv), QS_OK); /* 16 x 300000 fits */
+    free(x);
+}
+END_TEST
+
 START_TEST(test_every_grid_round_trip)
 {
     static const char *const grids[] = {"ls-1",     "ls-2",     "ls-t",     "gf-2",  "gf-3",     "pot-4",
@@ -513,6 +543,7 @@ static Suite *grid_suite(void)
     tcase_add_test(tc, test_log_levels);
     tcase_add_test(tc, test_kmeans);
     tcase_add_test(tc, test_nearest_level);
+    tcase_add_test(tc, test_percentile_and_limits);
     tcase_add_test(tc, test_every_grid_round_trip);
     tcase_add_test(tc, test_fast_path_exact);
     tcase_add_test(tc, test_float_cast);

@@ -579,6 +579,11 @@ START_TEST(test_sign_basis_popcount)
 {
     qs_graph_t *g = NULL;
     ck_assert_int_eq(qs_zoo_build("fmnist-dwsep", 5, &g), QS_OK);
+    /* an all-zero channel: its levels are all 0, and its integer weights must be 0 too */
+    int b1 = qs_graph_find(g, "b1.pw");
+    ck_assert_int_ge(b1, 0);
+    qs_tensor_t *wb = g->nodes[b1].weight;
+    memset(wb->data, 0, (size_t)(wb->size / wb->shape[0]) * sizeof(float));
     mem_data_t m;
     mem_data(&m, g, 16, 5, 0.0f);
     qs_qnet_t *q = quantize_preset(g, "w8a8", _i ? "grid=ls-t,gran=channel" : "grid=ls-1,gran=channel", &m.d);
