@@ -153,17 +153,11 @@ static void hash_run(const qs_exp_spec_t *s, const qs_exp_plan_t *p, qs_exp_run_
     const char *pm = qs_exp_run_value(r, "prune_method"), *ft = qs_exp_run_value(r, "finetune_epochs");
     const bool on_data = *qs_exp_run_value(r, "bn_reestimate") || *qs_exp_run_value(r, "prune_refit") ||
                          strcmp(pm, "channel-act") == 0 || (*ft && strcmp(ft, "0") != 0);
-    if (!quantized && on_data) {
+    if (quantized || on_data) {
         snprintf(line, sizeof line, "calib=%s,%lld,%llu", s->calib_data, (long long)s->calib_images,
                  (unsigned long long)s->calib_seed);
         h = fnv_str(h, line);
-        hq = h;
-    }
-    if (quantized) {
-        snprintf(line, sizeof line, "calib=%s,%lld,%llu", s->calib_data, (long long)s->calib_images,
-                 (unsigned long long)s->calib_seed);
-        h = fnv_str(h, line);
-        for (int i = 0; i < s->nlayers; i++) {
+        for (int i = 0; quantized && i < s->nlayers; i++) {
             snprintf(line, sizeof line, "layer=%s", s->layer[i]);
             h = fnv_str(h, line);
         }
