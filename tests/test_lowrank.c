@@ -6,7 +6,7 @@
  * model file, and depthwise layers and bad options are reported. */
 #include "quasar.h"
 #include "sim/lowrank.h"
-#include "testutil.h"
+#include "testnet.h"
 
 #include <math.h>
 #include <string.h>
@@ -29,29 +29,6 @@ static qs_tensor_t *inputs(const qs_graph_t *g, int64_t n, uint64_t seed)
     return x;
 }
 
-static qs_tensor_t *logits(const qs_graph_t *g, const qs_tensor_t *x)
-{
-    qs_engine_t *e = NULL;
-    ck_assert_msg(qs_engine_create(g, NULL, &e) == QS_OK, "%s", qs_last_error());
-    const qs_tensor_t *y;
-    ck_assert_msg(qs_engine_forward(e, x, &y) == QS_OK, "%s", qs_last_error());
-    qs_tensor_t *r = qs_tensor_clone(y);
-    qs_engine_free(e);
-    return r;
-}
-
-static double rel_l2(const qs_tensor_t *a, const qs_tensor_t *b)
-{
-    ck_assert_int_eq(a->size, b->size);
-    double num = 0, den = 0;
-    for (int64_t k = 0; k < a->size; k++) {
-        double e = (double)qs_f32(a)[k] - qs_f32(b)[k];
-        num += e * e;
-        den += (double)qs_f32(a)[k] * qs_f32(a)[k];
-    }
-    return sqrt(num / den);
-}
-
 static void opts_ratio(qs_lowrank_opts_t *o, qs_lowrank_kind_t kind, double ratio)
 {
     qs_lowrank_opts_default(o);
@@ -62,8 +39,8 @@ static void opts_ratio(qs_lowrank_opts_t *o, qs_lowrank_kind_t kind, double rati
 static void expect_same(const qs_graph_t *g, const qs_graph_t *f, double tol)
 {
     qs_tensor_t *x = inputs(g, 8, 11);
-    qs_tensor_t *y0 = logits(g, x), *y1 = logits(f, x);
-    double e = rel_l2(y0, y1);
+    qs_tensor_t *y0 = qs_test_forward(g, x), *y1 = qs_test_forward(f, x);
+    double e = qs_test_rel_l2(y0, y1);
     ck_assert_msg(e < tol, "relative L2 error %g", e);
     qs_tensor_free(x), qs_tensor_free(y0), qs_tensor_free(y1);
 }
@@ -452,7 +429,7 @@ START_TEST(test_macs_params)
     ck_assert_int_eq(qs_graph_macs(back), r.macs_after);
     ck_assert_int_eq(qs_graph_params(back), r.params_after);
     qs_tensor_t *x = inputs(g, 4, 5);
-    qs_tensor_t *y0 = logits(f, x), *y1 = logits(back, x);
+    qs_tensor_t *y0 = qs_test_forward(f, x), *y1 = qs_test_forward(back, x);
     ck_assert(memcmp(y0->data, y1->data, (size_t)y0->size * sizeof(float)) == 0);
     qs_tensor_free(x), qs_tensor_free(y0), qs_tensor_free(y1);
     /* factorizing again: the second factor's first factor takes the next free name */

@@ -5,7 +5,7 @@
  * depthwise convolutions, the classifier) and the kept weights unchanged,
  * layers tied at an add kept whole, and bad options refused. */
 #include "quasar.h"
-#include "testutil.h"
+#include "testnet.h"
 
 #include <math.h>
 #include <string.h>
@@ -184,48 +184,14 @@ START_TEST(test_channels)
 }
 END_TEST
 
-/* n images of g's input shape, values in [0, 1) */
-static qs_dataset_t *mem_data(const qs_graph_t *g, int64_t n, float **img, int32_t **lab)
-{
-    static qs_dataset_t d;
-    memset(&d, 0, sizeof d);
-    int64_t per = g->in_c * g->in_h * g->in_w;
-    *img = malloc((size_t)(n * per) * sizeof **img);
-    *lab = calloc((size_t)n, sizeof **lab);
-    ck_assert(*img && *lab);
-    for (int64_t i = 0; i < n * per; i++)
-        (*img)[i] = (float)qs_rng_uniform(5, 1, (uint64_t)i);
-    d.n = n, d.c = g->in_c, d.h = g->in_h, d.w = g->in_w;
-    d.f32 = *img;
-    d.labels = *lab;
-    d.num_classes = g->num_classes;
-    snprintf(d.source, sizeof d.source, "memory");
-    return &d;
-}
-
-static qs_tensor_t *logits(const qs_graph_t *g, const qs_dataset_t *d)
-{
-    int64_t shape[4] = {d->n, g->in_c, g->in_h, g->in_w};
-    qs_tensor_t *x = qs_tensor_create(QS_F32, 4, shape);
-    ck_assert_int_eq(qs_dataset_batch(d, g, 0, NULL, d->n, x, NULL), QS_OK);
-    qs_engine_t *e = NULL;
-    ck_assert_int_eq(qs_engine_create(g, NULL, &e), QS_OK);
-    const qs_tensor_t *y;
-    ck_assert_int_eq(qs_engine_forward(e, x, &y), QS_OK);
-    qs_tensor_t *r = qs_tensor_clone(y);
-    qs_engine_free(e);
-    qs_tensor_free(x);
-    return r;
-}
-
 /* Re-estimation gives each batchnorm its input's statistics: twice is once, and a layer scaled by 3 before
  * a batchnorm computes what it did once its batchnorm is re-estimated. */
 START_TEST(test_bn_reestimate)
 {
     qs_graph_t *g = zoo("fmnist-dwsep");
-    float *img;
-    int32_t *lab;
-    qs_dataset_t *d = mem_data(g, 48, &img, &lab);
+    qs_test_data_t m;
+    qs_test_data(&m, g, 48, 1);
+    qs_dataset_t *d = &m.d;
     int n = 0;
     ck_assert_int_eq(qs_graph_bn_reestimate(g, d, 48, 1, NULL, &n), QS_OK);
     ck_assert_int_eq(n, 7);
@@ -236,7 +202,7 @@ START_TEST(test_bn_reestimate)
             ck_assert(memcmp(g->nodes[i].mean->data, h->nodes[i].mean->data, (size_t)g->nodes[i].mean->size * 4) == 0);
             ck_assert(memcmp(g->nodes[i].var->data, h->nodes[i].var->data, (size_t)g->nodes[i].var->size * 4) == 0);
         }
-    qs_tensor_t *y0 = logits(g, d);
+    qs_tensor_t *y0 = qs_test_logits(g, d);
     int stem = qs_graph_find(h, "stem");
     ck_assert_int_ge(stem, 0);
     for (int64_t k = 0; k < h->nodes[stem].weight->size; k++)
@@ -244,18 +210,13 @@ START_TEST(test_bn_reestimate)
     for (int64_t k = 0; h->nodes[stem].bias && k < h->nodes[stem].bias->size; k++)
         qs_f32(h->nodes[stem].bias)[k] *= 3.0f;
     ck_assert_int_eq(qs_graph_bn_reestimate(h, d, 48, 1, NULL, NULL), QS_OK);
-    qs_tensor_t *y1 = logits(h, d);
-    double num = 0, den = 0;
-    for (int64_t k = 0; k < y0->size; k++) {
-        double e = qs_f32(y0)[k] - qs_f32(y1)[k];
-        num += e * e;
-        den += (double)qs_f32(y0)[k] * qs_f32(y0)[k];
-    }
-    ck_assert_msg(sqrt(num / den) < 1e-3, "relative error %g", sqrt(num / den));
+    qs_tensor_t *y1 = qs_test_logits(h, d);
+    double e = qs_test_rel_l2(y0, y1);
+    ck_assert_msg(e < 1e-3, "relative error %g", e);
     qs_tensor_free(y0), qs_tensor_free(y1);
     qs_graph_free(h);
     qs_graph_free(g);
-    free(img), free(lab);
+    qs_test_data_free(&m);
 }
 END_TEST
 
@@ -264,11 +225,9 @@ END_TEST
 START_TEST(test_select)
 {
     qs_graph_t *g = zoo("fmnist-dwsep");
-    float *img;
-    int32_t *lab;
-    qs_dataset_t *d = mem_data(g, 32, &img, &lab);
-    for (int64_t i = 0; i < d->n; i++)
-        lab[i] = (int32_t)(i % 10);
+    qs_test_data_t m;
+    qs_test_data(&m, g, 32, 1);
+    qs_dataset_t *d = &m.d;
     qs_prune_select_opts_t o;
     qs_prune_select_opts_default(&o);
     qs_prune_select_t *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
@@ -309,31 +268,20 @@ START_TEST(test_select)
     ck_assert_msg(strstr(qs_last_error(), "per-layer ratios apply to magnitude, channel-l1 and channel-l2"), "%s",
                   qs_last_error());
     free(a), free(b);
-    free(img), free(lab);
+    qs_test_data_free(&m);
     qs_graph_free(g);
 }
 END_TEST
-
-static double rel_err(const qs_tensor_t *a, const qs_tensor_t *b)
-{
-    double num = 0, den = 0;
-    for (int64_t k = 0; k < a->size; k++) {
-        double e = qs_f32(a)[k] - qs_f32(b)[k];
-        num += e * e;
-        den += (double)qs_f32(a)[k] * qs_f32(a)[k];
-    }
-    return sqrt(num / den);
-}
 
 /* The least-squares refit brings the pruned network's outputs closer to the unpruned ones than removing the
  * channels alone; channel-act ranks on data; both refuse to run without it. */
 START_TEST(test_refit)
 {
     qs_graph_t *g = zoo(_i ? "fmnist-resnet" : "fmnist-dwsep");
-    float *img;
-    int32_t *lab;
-    qs_dataset_t *d = mem_data(g, 40, &img, &lab);
-    qs_tensor_t *y0 = logits(g, d);
+    qs_test_data_t m;
+    qs_test_data(&m, g, 40, 1);
+    qs_dataset_t *d = &m.d;
+    qs_tensor_t *y0 = qs_test_logits(g, d);
     qs_prune_opts_t o;
     qs_prune_opts_default(&o);
     ck_assert_int_eq(qs_prune_parse(_i ? "channel-act" : "channel-l1", "t", &o), QS_OK);
@@ -347,8 +295,8 @@ START_TEST(test_refit)
     ck_assert_msg(qs_graph_prune(g, &o, &p1, &r1) == QS_OK, "%s", qs_last_error());
     ck_assert_int_eq(r0.macs_after, r1.macs_after);
     ck_assert_int_lt(r1.macs_after, r1.macs_before);
-    qs_tensor_t *a = logits(p0, d), *b = logits(p1, d);
-    double e0 = rel_err(y0, a), e1 = rel_err(y0, b);
+    qs_tensor_t *a = qs_test_logits(p0, d), *b = qs_test_logits(p1, d);
+    double e0 = qs_test_rel_l2(y0, a), e1 = qs_test_rel_l2(y0, b);
     ck_assert_msg(e1 < e0, "refit error %g, without %g", e1, e0);
     qs_tensor_free(a), qs_tensor_free(b), qs_tensor_free(y0);
     qs_graph_free(p0), qs_graph_free(p1);
@@ -359,7 +307,7 @@ START_TEST(test_refit)
     o.data = d;
     ck_assert_int_lt(qs_graph_prune(g, &o, &p0, NULL), 0);
     ck_assert_msg(strstr(qs_last_error(), "the least-squares refit applies to channel pruning"), "%s", qs_last_error());
-    free(img), free(lab);
+    qs_test_data_free(&m);
     qs_graph_free(g);
 }
 END_TEST
